@@ -1,0 +1,421 @@
+"""``spool``: a thin CLI.  Each command parses, builds settings, calls one function, returns an exit code.
+
+Errors a user can cause print one line (``spool: error: ...``) and exit
+non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from processor import config, views
+from processor.config import Settings
+from schema import events as ev
+from schema import migrate as migrate_mod
+from schema.errors import SpoolError
+from schema.jobs import JobState
+from schema.sqlite_store import SQLiteEventStore
+from spool.layout import Layout
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _store(settings: Settings) -> SQLiteEventStore:
+    layout = Layout(settings.root)
+    if not layout.root.is_dir():
+        raise SpoolError(
+            f"{layout.root} is not a spool (no such directory); create one with `spool init --root {layout.root}`"
+        )
+    return SQLiteEventStore(layout.db, create=False)
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    layout = Layout(settings.root)
+    os.umask(0o027)
+    layout.ensure()
+    SQLiteEventStore(layout.db, create=True, backup_dir=layout.backups).close()
+    if not layout.config.exists():
+        layout.config.write_text(SAMPLE_CONFIG)
+    _out(f"spool ready at {layout.root}: drop audio into {layout.inbox}/ and run `spool run --root {layout.root}`")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.daemon import main_run
+
+    return main_run(settings, os.environ, once=args.once)
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    layout = Layout(settings.root)
+    if not layout.inbox.is_dir():
+        raise SpoolError(f"{layout.inbox} does not exist; run `spool init --root {layout.root}` first")
+    dropped = []
+    for name in args.files:
+        src = Path(name)
+        if not src.is_file():
+            raise SpoolError(f"{name}: not a readable file")
+        from spool.moves import free_path
+
+        rel = free_path(layout.inbox, src.name)
+        part = layout.inbox / f".{rel}.part"
+        shutil.copyfile(src, part)  # the rename convention: hidden while copying
+        os.rename(part, layout.inbox / rel)
+        dropped.append(rel)
+        if not args.json:
+            _out(f"dropped {rel}")
+    if not args.wait:
+        if args.json:
+            _json({"dropped": dropped})
+        return 0
+    return _wait_for(settings, dropped, args.timeout, args.json)
+
+
+def _wait_for(settings: Settings, sources: list[str], timeout: float, as_json: bool) -> int:
+    deadline = time.monotonic() + timeout
+    store: SQLiteEventStore | None = None
+    done: dict[str, Any] = {}
+    while time.monotonic() < deadline and len(done) < len(sources):
+        if store is None and Layout(settings.root).db.exists():
+            store = _store(settings)
+        if store is not None:
+            for job in store.jobs():
+                if job.source in sources and job.state.terminal and job.source not in done:
+                    done[job.source] = views.job_item(job)
+        threading.Event().wait(0.2)
+    if as_json:
+        _json(list(done.values()))
+    else:
+        for item in done.values():
+            detail = " ".join(item["outputs"]) or item["message"] or ""
+            _out(f"{item['id']}  {item['state']:10} {item['source']}  {detail}")
+    if len(done) < len(sources):
+        raise SpoolError(f"gave up after {timeout:.0f} s; is the daemon running? (`spool status`)")
+    return 0 if all(d["state"] == "succeeded" for d in done.values()) else 1
+
+
+def status_data(settings: Settings, store: SQLiteEventStore) -> dict[str, Any]:
+    from processor.lock import holder_pid
+    from spool.scan import Kind, scan
+
+    layout = Layout(settings.root)
+    pid = holder_pid(layout.lock)
+    counts = store.count_by_state()
+    running = [views.job_item(j) for j in store.jobs([JobState.running, JobState.publishing])]
+    inbox = sum(1 for e in scan(layout.inbox) if e.kind in (Kind.candidate, Kind.special))
+    return {
+        "root": str(layout.root),
+        "daemon": {"running": pid is not None, "pid": pid},
+        "counts": {s: counts.get(s, 0) for s in views.STATE_ORDER},
+        "queue_depth": counts.get("queued", 0) + counts.get("retry_wait", 0),
+        "inbox_files": inbox,
+        "running": running,
+        "alerts": store.firing_alerts() if hasattr(store, "firing_alerts") else [],
+    }
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    data = status_data(settings, store)
+    _json(data) if args.json else _out(views.status_text(data))
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    states = [JobState(s) for s in args.state] if args.state else []
+    jobs = store.jobs(states)
+    if args.limit:
+        jobs = jobs[-args.limit :]
+    _json([views.job_item(j) for j in jobs]) if args.json else _out(views.jobs_table(jobs))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    job = store.find_job(args.job)
+    detail = views.job_detail(job, store.read(ev.job_stream(job.id)))
+    _json(detail) if args.json else _out(views.job_text(detail))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    stream = ev.job_stream(store.find_job(args.job).id) if args.job else None
+    records = store.read(stream) if stream else store.read_all(0)
+    if args.limit:
+        records = records[-args.limit :]
+    for rec in records:
+        _print_event(rec, args.json)
+    if not args.follow:
+        return 0
+    after = store.last_position()
+    try:
+        for rec in store.follow(after):
+            if stream is None or rec.stream == stream:
+                _print_event(rec, args.json)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _print_event(rec: Any, as_json: bool) -> None:
+    from schema.mapper import to_jsonable
+
+    if as_json:
+        sys.stdout.write(json.dumps(to_jsonable(rec), ensure_ascii=False) + "\n")
+    else:
+        _out(views.event_line(rec))
+
+
+def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    job = store.find_job(args.job)
+    path = Layout(settings.root).job_log(job.id)
+    if not path.exists() and not args.follow:
+        raise SpoolError(f"job {job.id} has no log yet ({path})")
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    for line in lines[-args.n :] if args.n else lines:
+        _out(line)
+    if args.follow:
+        return _follow_file(path, store, job.id)
+    return 0
+
+
+def _follow_file(path: Path, store: SQLiteEventStore, job_id: str) -> int:
+    offset = path.stat().st_size if path.exists() else 0
+    stop = threading.Event()
+    try:
+        while not stop.is_set():
+            if path.exists():
+                size = path.stat().st_size
+                if size < offset:  # rotated
+                    offset = 0
+                if size > offset:
+                    with open(path, "rb") as fh:
+                        fh.seek(offset)
+                        sys.stdout.write(fh.read(size - offset).decode("utf-8", "replace"))
+                        sys.stdout.flush()
+                    offset = size
+            job = store.job(job_id)
+            if job is not None and job.state.terminal:
+                return 0
+            stop.wait(0.3)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    job = store.find_job(args.job)
+    if job.state.terminal:
+        raise SpoolError(f"job {job.id} is already {job.state.value}; nothing to cancel")
+    store.append(
+        ev.job_stream(job.id), [ev.JobCancelRequested(by="cli")], idempotency_key=f"{job.id}:cancel:{job.version}"
+    )
+    name = views.display(job.source)
+    _out(f"cancel requested for {job.id} ({name}); the daemon stops it and moves the input to failed/")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    job = store.find_job(args.job)
+    if job.state not in (JobState.failed, JobState.cancelled):
+        raise SpoolError(f"job {job.id} is {job.state.value}; only failed or cancelled jobs can be retried")
+    failed = Layout(settings.root).failed / (job.failed_path or "")
+    if not job.failed_path or not os.path.lexists(failed):
+        raise SpoolError(f"the input of job {job.id} is no longer in failed/ ({failed}); drop it into the inbox again")
+    store.append(
+        ev.job_stream(job.id),
+        [ev.JobRequeued(from_path=job.failed_path, by="cli")],
+        idempotency_key=f"{job.id}:requeue:{job.version}",
+    )
+    _out(f"job {job.id} queued again; the daemon moves it back from failed/")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from schema.replay import verify
+
+    store = _store(settings)
+    report = verify(store)
+    if args.json:
+        _json(
+            {
+                "ok": report.ok,
+                "events": report.events,
+                "jobs": report.jobs,
+                "missing": report.missing,
+                "extra": report.extra,
+                "differ": report.differ,
+            }
+        )
+    else:
+        for line in report.lines():
+            _out(line)
+    return 0 if report.ok else 1
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    layout = Layout(settings.root)
+    store = SQLiteEventStore(layout.db, create=args.create, backup_dir=layout.backups)
+    version = store._conn.execute("PRAGMA user_version").fetchone()[0]
+    store.close()
+    _out(f"{layout.db}: schema version {version} (this spoolscribe knows {migrate_mod.code_version()})")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from processor import models
+
+    layout = Layout(settings.root)
+    if args.action == "install":
+        if not args.name:
+            raise SpoolError("`spool models install` needs a model name, directory or Hub repo id")
+        info = models.resolve(args.name, layout.models)
+        layout.models.mkdir(parents=True, exist_ok=True, mode=0o750)
+        path = models.install(info, layout.models, engine=args.engine)
+        _out(f"installed {info.name} for {args.engine}: {path}")
+        return 0
+    found = models.installed(layout.models)
+    if args.json:
+        _json([m.to_dict() for m in found])
+    else:
+        for m in found:
+            _out(f"{m.name:30} {m.format:5} {'(bundled) ' if m.bundled else ''}{m.path}")
+    return 0
+
+
+SAMPLE_CONFIG = """\
+# spoolscribe configuration. Precedence: command-line flag > SPOOL_<KEY> environment > this file.
+# Every key and its default: see README.md, "Configuration".
+# engine = "auto"          # auto | mlx | faster-whisper
+# model = "tiny.en"        # bundled; or a model directory, or a Hub repo id
+# workers = 1
+# formats = ["txt", "srt", "vtt", "json"]
+# settle_s = 2.0
+# max_attempts = 3
+#
+# [profiles.interviews]    # options for files dropped into inbox/interviews/
+# language = "en"
+# word_timestamps = true
+"""
+
+
+# --- parser ----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spool", description="spoolscribe: drop audio into inbox/, get transcripts in outbox/"
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", help="spool directory (default: $SPOOL_ROOT or ./spool)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help, description=help)
+        sp.set_defaults(handler=handler)
+        return sp
+
+    add("init", cmd_init, "create a spool (folders, database, sample spool.toml)")
+    run = add("run", cmd_run, "run the daemon on the spool")
+    run.add_argument("--once", action="store_true", help="drain the inbox and the queue, then exit")
+    for key in ("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads"):
+        run.add_argument("--" + key.replace("_", "-"), dest=key, help=_key_help(key))
+    submit = add("submit", cmd_submit, "copy files into the inbox (hidden until complete)")
+    submit.add_argument("files", nargs="+")
+    submit.add_argument("--wait", action="store_true", help="wait until each file is transcribed or failed")
+    submit.add_argument("--timeout", type=float, default=3600.0)
+    add("status", cmd_status, "queue, running jobs with progress, firing alerts")
+    jobs = add("jobs", cmd_jobs, "list jobs")
+    jobs.add_argument("--state", action="append", choices=views.STATE_ORDER)
+    jobs.add_argument("--limit", type=int, default=0, help="only the N most recent")
+    show = add("show", cmd_show, "one job with its events")
+    show.add_argument("job", help="job id or unique prefix")
+    events = add("events", cmd_events, "the event log (of one job, or all)")
+    events.add_argument("job", nargs="?")
+    events.add_argument("--follow", "-f", action="store_true")
+    events.add_argument("--limit", type=int, default=0)
+    logs = add("logs", cmd_logs, "a job's worker log")
+    logs.add_argument("job")
+    logs.add_argument("-n", type=int, default=50, help="last N lines (0: all)")
+    logs.add_argument("--follow", "-f", action="store_true")
+    cancel = add("cancel", cmd_cancel, "stop a job; its input goes to failed/")
+    cancel.add_argument("job")
+    retry = add("retry", cmd_retry, "queue a failed or cancelled job again")
+    retry.add_argument("job")
+    replay = add("replay", cmd_replay, "rebuild the projection from the log and compare")
+    replay.add_argument("--verify", action="store_true", required=True)
+    mig = add("migrate", cmd_migrate, "bring the database schema up to date (backs up first)")
+    mig.add_argument("--create", action="store_true", help="create the database if missing")
+    mdl = add("models", cmd_models, "list or install models (offline default: tiny.en)")
+    mdl.add_argument("action", nargs="?", choices=["list", "install"], default="list")
+    mdl.add_argument("name", nargs="?")
+    mdl.add_argument("--engine", choices=["mlx", "faster-whisper"], default="mlx")
+    _extend(add)
+    return p
+
+
+def _extend(add: Callable[[str, Handler, str], argparse.ArgumentParser]) -> None:
+    """Commands that live in ops/ register here (health, top, report)."""
+    import importlib
+
+    try:
+        ops_cli = importlib.import_module("ops.cli")
+    except ModuleNotFoundError:
+        return
+    ops_cli.register(add)
+
+
+def _key_help(key: str) -> str:
+    for f in config.fields():
+        if f.name == key:
+            return str(f.metadata.get("help", ""))
+    return ""
+
+
+FLAG_KEYS = ("root", "engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k, None) is not None}
+    try:
+        settings = config.load(flags, os.environ)
+        return int(args.handler(args, settings))
+    except SpoolError as e:
+        sys.stderr.write(f"spool: error: {e}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""One immutable settings object, built once at the entry point.
+
+Precedence: command-line flag > environment (``SPOOL_<KEY>``) > ``spool.toml``
+in the spool root > defaults.  The defaults need no infrastructure: SQLite
+in ``state/``, the bundled tiny.en model, no network.  Every problem is a
+:class:`ConfigError` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from processor import options as opt
+from schema.errors import ConfigError
+
+ENV_PREFIX = "SPOOL_"
+
+
+def _f(default: Any, help: str, *, choices: tuple[str, ...] = (), minimum: float | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "min": minimum}
+    if isinstance(default, (list, dict)):
+        copy: Any = default.copy
+        return field(default_factory=copy, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = _f(Path("spool"), "the spool directory (inbox/, outbox/, ...)")
+    engine: str = _f("auto", "transcription engine", choices=("auto", "mlx", "faster-whisper", "test"))
+    model: str = _f("tiny.en", "model name (`spool models`), local model directory, or Hub repo id")
+    workers: int = _f(1, "jobs transcribed at the same time (one warm worker process each)", minimum=1)
+    threads: int = _f(0, "engine CPU threads per worker (0: all cores / workers)", minimum=0)
+    formats: list[str] = _f(["txt", "srt", "vtt", "json"], "output formats (txt srt vtt tsv json)")
+    language: str = _f("", "spoken language code; empty: detect (English-only models: en)")
+    task: str = _f("transcribe", "transcribe, or translate to English", choices=("transcribe", "translate"))
+    word_timestamps: bool = _f(True, "word-level timing in json and subtitles")
+    beam_size: int = _f(1, "beam search width (1: greedy; mlx supports greedy only)", minimum=1)
+    settle_s: float = _f(2.0, "a file written in place counts once unchanged this long", minimum=0)
+    trust_mtime: bool = _f(
+        True, "take files whose mtime is older than settle_s at once (off on shares with skewed clocks)"
+    )
+    rescan_s: float = _f(60.0, "full inbox scan period (the watcher is only a hint)", minimum=0.1)
+    force_polling: bool = _f(False, "poll the inbox instead of using change notifications (network shares)")
+    max_attempts: int = _f(3, "attempts before an input goes to failed/", minimum=1)
+    retry_backoff_s: float = _f(5.0, "delay before the 2nd attempt; doubles each time", minimum=0)
+    retry_backoff_max_s: float = _f(300.0, "longest delay between attempts", minimum=0)
+    heartbeat_s: float = _f(5.0, "job.heartbeat period while a job runs", minimum=0.05)
+    progress_s: float = _f(2.0, "shortest time between two job.progress events", minimum=0)
+    stall_s: float = _f(120.0, "a running job with no progress this long is hung and killed", minimum=0.1)
+    timeout_base_s: float = _f(300.0, "hard timeout: this plus timeout_factor x audio duration", minimum=1)
+    timeout_factor: float = _f(3.0, "hard timeout per second of audio", minimum=0)
+    grace_s: float = _f(5.0, "time between SIGTERM and SIGKILL when stopping a worker", minimum=0)
+    worker_start_timeout_s: float = _f(120.0, "longest a worker may take to load its model", minimum=1)
+    probe_timeout_s: float = _f(60.0, "longest a worker may take to hash and probe an input", minimum=1)
+    max_jobs_per_worker: int = _f(200, "recycle a warm worker after this many jobs", minimum=1)
+    worker_rss_limit_mb: int = _f(4096, "recycle a warm worker above this resident size", minimum=64)
+    done_policy: str = _f("keep", "what happens to an input after success", choices=("keep", "delete"))
+    duplicates: str = _f("reuse", "same content + options as a finished job", choices=("reuse", "rerun"))
+    log_max_bytes: int = _f(1_048_576, "per-job log size before rotation", minimum=1024)
+    log_backups: int = _f(3, "rotated pieces kept per job log (.1 .2 ...)", minimum=0)
+    log_level: str = _f("info", "daemon log level", choices=("debug", "info", "warning", "error"))
+    free_disk_floor_mb: int = _f(500, "pause intake while the spool's disk has less free space", minimum=0)
+    profiles: dict[str, dict[str, Any]] = _f({}, "per-subfolder job options: [profiles.<folder>]")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _validate(f, getattr(self, f.name))
+        for fmt in self.formats:
+            if fmt not in opt.FORMATS:
+                raise ConfigError("formats", f"unknown format {fmt!r}", ", ".join(opt.FORMATS))
+        if not self.formats:
+            raise ConfigError("formats", "must name at least one format", ", ".join(opt.FORMATS))
+        for folder, prof in self.profiles.items():
+            opt.validate(prof, source=f"profiles.{folder}", allow_operator_keys=True)
+
+    @property
+    def job_defaults(self) -> dict[str, Any]:
+        """The job options every job starts from, before its profile and sidecar."""
+        return {
+            "engine": self.engine,
+            "model": self.model,
+            "formats": list(self.formats),
+            "language": self.language or None,
+            "task": self.task,
+            "word_timestamps": self.word_timestamps,
+            "beam_size": self.beam_size,
+            "initial_prompt": None,
+        }
+
+
+def _validate(f: dataclasses.Field[Any], value: Any) -> None:
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f.name, f"{value!r} is not allowed", ", ".join(choices))
+    minimum = f.metadata.get("min")
+    if minimum is not None and isinstance(value, (int, float)) and value < minimum:
+        raise ConfigError(f.name, f"{value!r} is below the minimum", f">= {minimum}")
+
+
+def fields() -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(Settings))
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _to_number(kind: type) -> Any:
+    def convert(raw: Any) -> Any:
+        if isinstance(raw, bool):
+            raise ValueError(raw)
+        return kind(raw)
+
+    return convert
+
+
+def _to_list(raw: Any) -> list[str]:
+    if isinstance(raw, str):
+        return [p.strip() for p in raw.replace(",", " ").split() if p.strip()]
+    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        return list(raw)
+    raise ValueError(raw)
+
+
+def _to_dict(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    raise ValueError(raw)
+
+
+def _to_str(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    raise ValueError(raw)
+
+
+_CONVERTERS = {
+    "bool": _to_bool,
+    "int": _to_number(int),
+    "float": _to_number(float),
+    "Path": lambda raw: Path(os.path.expanduser(str(raw))),
+    "list": _to_list,
+    "dict": _to_dict,
+    "str": _to_str,
+}
+
+
+def _coerce(name: str, kind: Any, raw: Any, origin: str) -> Any:
+    """Turn a TOML or environment value into the field's type, or say why not."""
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    convert = _CONVERTERS[kind_name.split("[")[0]]
+    try:
+        return convert(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"{raw!r} from {origin} is not a valid {kind_name}") from None
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build settings from flags > env > spool.toml > defaults.
+
+    ``env`` is passed in (the entry point hands ``os.environ``) so tests never
+    mutate the process environment.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = env or {}
+    types = {f.name: f.type for f in fields()}
+    root_raw = flags.get("root") or env.get(ENV_PREFIX + "ROOT") or "spool"
+    root = _coerce("root", "Path", root_raw, "flag/env")
+    path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else root / "spool.toml")
+    values: dict[str, Any] = {}
+    for name, raw in _read_toml(path).items():
+        if name not in types:
+            raise ConfigError(name, f"unknown key in {path}", ", ".join(sorted(types)))
+        values[name] = _coerce(name, types[name], raw, str(path))
+    for name in types:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and name != "profiles":
+            values[name] = _coerce(name, types[name], raw, f"${ENV_PREFIX}{name.upper()}")
+    for name, raw in flags.items():
+        if name not in types:
+            raise ConfigError(name, "unknown setting", ", ".join(sorted(types)))
+        values[name] = _coerce(name, types[name], raw, "the command line")
+    values["root"] = root
+    return Settings(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), f"is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot be read: {e.strerror}") from None
+    data.pop("alerts", None)  # read by ops.alerts
+    data.pop("notify", None)  # read by ops.notify
+    return data

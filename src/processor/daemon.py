@@ -1,0 +1,352 @@
+"""The daemon: composition root and event loop.
+
+The loop is a handful of single-step functions (intake, dispatch, supervise,
+maintain) driven by one queue: watcher hints and worker messages wake it at
+once, timers wake it when due, nothing busy-waits.  ``--once`` drains the
+inbox and the queue, then exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from processor import logs as logs_mod
+from processor.clock import Clock
+from processor.config import Settings
+from processor.engines import resolve_engine
+from processor.intake import Intake, new_job_id
+from processor.jobcontrol import JobControl
+from processor.lifecycle import Lifecycle
+from processor.lock import DaemonLock
+from processor.pool import WorkerPool
+from processor.recovery import recover
+from processor.supervisor import WorkerProcess, WorkerState, become_subreaper, kill_adopted
+from schema import events as ev
+from schema.errors import StoreError
+from schema.jobs import JobState
+from schema.sqlite_store import SQLiteEventStore
+from spool import faults
+from spool.layout import Layout
+from spool.watcher import Hint, InboxWatcher
+
+VERSION = "0.1.0"
+Message = tuple[str, str, Any]
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: Mapping[str, str],
+        clock: Clock | None = None,
+        once: bool = False,
+        new_id: Callable[[], str] = new_job_id,
+        scheduler_factory: Callable[[Daemon], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env = dict(env)
+        self.clock = clock or Clock()
+        self.once = once
+        self.layout = Layout(settings.root)
+        self.log = logs_mod.get("daemon")
+        self.queue: queue.Queue[Message] = queue.Queue()
+        self.instance = secrets.token_hex(3)
+        self._new_id = new_id
+        self._scheduler_factory = scheduler_factory
+        self._stop_reason: str | None = None
+        self._lock = DaemonLock(self.layout.lock, self.layout.root)
+        self.store: SQLiteEventStore
+        self.lifecycle: Lifecycle
+        self.intake: Intake
+        self.pool: WorkerPool
+        self.control: JobControl
+        self.watcher: InboxWatcher | None = None
+        self.scheduler: Any = None
+        self._last_rescan = 0.0
+        self._last_disk_check = -1e9
+        self._last_sweep = 0.0
+        self.watcher_errors = 0
+        self.ready = threading.Event()
+
+    # --- start / stop -------------------------------------------------------------
+
+    def start(self) -> None:
+        os.umask(0o027)
+        self.layout.ensure()
+        self._lock.acquire()
+        try:
+            self.store = SQLiteEventStore(
+                self.layout.db, clock=self.clock.wall, create=True, backup_dir=self.layout.backups
+            )
+            verdict = self.store.quick_check()
+            if verdict != "ok":
+                from schema.errors import DatabaseDamaged
+
+                raise DatabaseDamaged(str(self.layout.db), verdict)
+        except BaseException:
+            self._lock.release()
+            raise
+        become_subreaper()
+        self.store.append(
+            ev.DAEMON_STREAM,
+            [ev.DaemonStarted(pid=os.getpid(), host=socket.gethostname(), instance=self.instance, version=VERSION)],
+        )
+        self.lifecycle = Lifecycle(self.store, self.layout, self.settings, self.clock, self.log)
+        self.intake = Intake(self.layout, self.settings, self.lifecycle, self.clock, self.log, self._new_id)
+        recover(self.lifecycle, self.settings.grace_s, self.log)
+        self._cursor = self.store.last_position()
+        worker_env = {**self.env, "SPOOLSCRIBE_ROOT": str(self.layout.root), "PYTHONUNBUFFERED": "1"}
+        self.pool = WorkerPool(
+            self.settings.workers,
+            self.layout.models,
+            self.settings.threads,
+            worker_env,
+            self.instance,
+            self.queue,
+            self._on_worker_stderr,
+            on_spawn=lambda: faults.point("spawn"),
+        )
+        self.control = JobControl(self.lifecycle, self.pool, self.settings, self.clock, self.log)
+        self._pending_cancels()
+        default_key = (resolve_engine(self.settings.engine), self.settings.model)
+        self.pool.ensure(default_key, self.clock.mono())  # warm one worker before the first drop
+        self.watcher = InboxWatcher(
+            self.layout.inbox,
+            lambda hint: self.queue.put(("hint", "", hint)),
+            lambda exc, n: self.queue.put(("watcher_error", "", (exc, n))),
+            force_polling=self.settings.force_polling,
+        )
+        self.watcher.start()
+        self._last_rescan = self.clock.mono()
+        self.intake.rescan()
+        if self._scheduler_factory is not None:
+            self.scheduler = self._scheduler_factory(self)
+        self.log.info(
+            "daemon.started",
+            root=str(self.layout.root),
+            pid=os.getpid(),
+            instance=self.instance,
+            engine=default_key[0],
+            model=default_key[1],
+            workers=self.settings.workers,
+        )
+        self.ready.set()
+
+    def request_stop(self, reason: str) -> None:
+        """Thread- and signal-safe: the loop notices on its next wake-up."""
+        self._stop_reason = reason
+        self.queue.put(("stop", "", reason))
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: self.request_stop(signal.Signals(signum).name))
+
+    def run(self) -> int:
+        self.start()
+        try:
+            self.loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        """Stop intake, stop workers (TERM, grace, KILL), record the interrupted jobs, release."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.shutdown()
+        self.control.interrupt_all()
+        for worker in self.pool.live():
+            if worker.state is not WorkerState.stopping or worker.stop_deadline is None:
+                worker.begin_stop(self.clock.mono(), self.settings.grace_s)
+        deadline = self.clock.mono() + self.settings.grace_s + 5
+        while self.pool.live() and self.clock.mono() < deadline:
+            self._poll_stopping()
+            if self.pool.live():
+                with contextlib.suppress(queue.Empty):
+                    self._handle(self.queue.get(timeout=0.05))
+        kill_adopted(set())
+        with contextlib.suppress(StoreError):
+            self.store.append(
+                ev.DAEMON_STREAM,
+                [ev.DaemonStopped(pid=os.getpid(), instance=self.instance, reason=self._stop_reason or "drained")],
+            )
+        self.store.checkpoint()
+        self.store.close()
+        self._lock.release()
+        self.log.info("daemon.stopped", reason=self._stop_reason or "drained")
+
+    # --- the loop -------------------------------------------------------------------
+
+    def loop(self) -> None:
+        while self._stop_reason is None:
+            try:
+                msg = self.queue.get(timeout=self._next_wakeup())
+                self._handle(msg)
+                while True:
+                    self._handle(self.queue.get_nowait())
+            except queue.Empty:
+                pass
+            try:
+                self.tick()
+            except StoreError as e:
+                # Disk full or a lock held too long: nothing was recorded, so nothing moved.
+                self.log.error("store.error", error=str(e))
+                self.intake.paused_reason = "store_error"
+            if self.once and self._drained():
+                self._stop_reason = "drained"
+
+    def _next_wakeup(self) -> float:
+        now = self.clock.mono()
+        waits = [1.0]
+        if self.control.dispatch_dirty and len(self.control.runs) < self.pool.size:
+            waits.append(0.0)
+        if any(w.state is WorkerState.stopping for w in self.pool.workers.values()):
+            waits.append(0.05)
+        if self.control.runs:
+            waits.append(min(self.settings.heartbeat_s, self.settings.progress_s, 0.5))
+        nxt = self.intake.next_look_in()
+        if nxt is not None:
+            waits.append(nxt + 0.01)
+        if self.control.next_retry_mono is not None:
+            waits.append(self.control.next_retry_mono - now + 0.01)
+        waits.append(self._last_rescan + self.settings.rescan_s - now)
+        return max(0.0, min(waits))
+
+    def _handle(self, msg: Message) -> None:
+        kind, wid, payload = msg
+        if kind == "msg":
+            worker = self.pool.workers.get(wid)
+            if worker is not None:
+                self.control.on_message(worker, payload)
+        elif kind == "eof":
+            worker = self.pool.workers.get(wid)
+            if worker is not None and worker.state is not WorkerState.stopping:
+                worker.begin_stop(self.clock.mono(), self.settings.grace_s)
+        elif kind == "hint":
+            self._on_hint(payload)
+        elif kind == "watcher_error":
+            exc, n = payload
+            self.watcher_errors = n
+            self.log.warning("watcher.restarted", error=repr(exc)[:300], restarts=n)
+            self._last_rescan = -1e9  # the watcher may have missed events: rescan now
+        elif kind == "stop":
+            self._stop_reason = str(payload)
+
+    def _on_hint(self, hint: Hint) -> None:
+        if self.intake.paused_reason is None:
+            self.intake.on_hint(hint)
+            self.control.dispatch_dirty = True
+
+    def tick(self) -> None:
+        now = self.clock.mono()
+        self._check_disk(now)
+        if now - self._last_rescan >= self.settings.rescan_s:
+            self._last_rescan = now
+            if self.intake.paused_reason is None:
+                self.intake.rescan()
+                self.control.dispatch_dirty = True
+        if self.intake.paused_reason is None:
+            nxt = self.intake.next_look_in()
+            if nxt is not None and nxt <= 0:
+                self.intake.recheck_pending()
+                self.control.dispatch_dirty = True
+        self._external_events()
+        self._poll_stopping()
+        self.control.tick()
+        retry_due = self.control.next_retry_mono is not None and now >= self.control.next_retry_mono
+        if self.control.dispatch_dirty or retry_due:
+            self.control.dispatch()
+        if now - self._last_sweep >= 1.0:
+            self._last_sweep = now
+            kill_adopted(self.pool.pids())
+            self.pool.forget_dead()
+
+    def _poll_stopping(self) -> None:
+        now = self.clock.mono()
+        for worker in list(self.pool.workers.values()):
+            if worker.state is not WorkerState.stopping:
+                continue
+            exit = worker.poll_stop(now)
+            if exit is not None:
+                self.control.on_worker_gone(worker, exit)
+
+    def _external_events(self) -> None:
+        """Act on what other processes (the CLI) appended: cancels and manual retries."""
+        for rec in self.store.read_all(self._cursor, types=(ev.JobCancelRequested.type, ev.JobRequeued.type)):
+            self._cursor = max(self._cursor, rec.position)
+            job = self.store.job(ev.job_id_of(rec.stream) or "")
+            if job is None:
+                continue
+            if isinstance(rec.event, ev.JobCancelRequested) and job.cancel_requested:
+                with structlog.contextvars.bound_contextvars(job_id=job.id):
+                    self.control.cancel(job)
+            elif isinstance(rec.event, ev.JobRequeued) and job.state is JobState.queued:
+                self.lifecycle.reconcile_input(job)
+                self.control.dispatch_dirty = True
+        self._cursor = max(self._cursor, self.store.last_position())
+
+    def _pending_cancels(self) -> None:
+        for job in self.store.jobs([JobState.queued, JobState.retry_wait]):
+            if job.cancel_requested:
+                self.lifecycle.cancel(job)
+
+    def _check_disk(self, now: float) -> None:
+        if now - self._last_disk_check < 5.0:
+            return
+        self._last_disk_check = now
+        free_mb = shutil.disk_usage(self.layout.root).free // 2**20
+        floor = self.settings.free_disk_floor_mb
+        if free_mb < floor and self.intake.paused_reason is None:
+            self.intake.paused_reason = "disk_full"
+            self.log.error("intake.paused", reason="disk_full", free_mb=free_mb, floor_mb=floor)
+        elif self.intake.paused_reason is not None and free_mb >= floor * 1.1:
+            self.log.warning("intake.resumed", previous=self.intake.paused_reason, free_mb=free_mb)
+            self.intake.paused_reason = None
+            self._last_rescan = -1e9
+
+    def _drained(self) -> bool:
+        """For ``--once``: nothing running, queued or settling, and a fresh scan submits nothing."""
+        if self.control.runs or any(w.state is WorkerState.stopping for w in self.pool.workers.values()):
+            return False
+        counts = self.store.count_by_state()
+        live = (JobState.queued, JobState.retry_wait, JobState.running, JobState.publishing)
+        if any(counts.get(s.value, 0) for s in live):
+            return False
+        before = self.intake.submitted
+        self.intake.rescan()
+        return self.intake.submitted == before and not self.intake.settler.pending()
+
+    # --- worker output ----------------------------------------------------------------
+
+    def _on_worker_stderr(self, worker: WorkerProcess, line: bytes) -> None:
+        run = self.control.runs.get(worker.job or "")
+        if run is not None:
+            run.log.write(line)
+        else:
+            self.log.debug("worker.output", worker=worker.wid, line=line.decode("utf-8", "replace").rstrip()[:500])
+
+
+def main_run(settings: Settings, env: Mapping[str, str], once: bool = False) -> int:
+    faults.configure(env)
+    logs_mod.configure(settings.log_level, daemon_log=Layout(settings.root).logs / "daemon.log")
+    daemon = Daemon(settings, env=env, once=once)
+    daemon.install_signal_handlers()
+    try:
+        return daemon.run()
+    finally:
+        sys.stderr.flush()

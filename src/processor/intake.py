@@ -1,0 +1,170 @@
+"""Intake: from files in inbox/ to submitted, claimed jobs.
+
+Watcher hints and scans both end in :meth:`Intake.look`: one ``lstat``, the
+settle rule, then submit + claim.  Sidecars (``<name>.json``) are read with
+the same no-follow rules and travel with their input; invalid ones make the
+job fail at once with a message saying which key is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from processor import options as opt
+from processor.clock import Clock
+from processor.config import Settings
+from processor.engines import resolve_engine
+from processor.lifecycle import Lifecycle
+from schema import events as ev
+from schema.jobs import Job
+from spool import names
+from spool.fsio import NotRegularFile, open_regular
+from spool.layout import Layout
+from spool.scan import Entry, Kind, look, scan
+from spool.settle import Settler
+from spool.watcher import Hint
+
+
+def new_job_id() -> str:
+    """12 hex digits: random, so any 4-6 leading characters usually name one job."""
+    return secrets.token_hex(6)
+
+
+class Intake:
+    def __init__(
+        self,
+        layout: Layout,
+        settings: Settings,
+        lifecycle: Lifecycle,
+        clock: Clock,
+        log: Any,
+        new_id: Callable[[], str] = new_job_id,
+    ) -> None:
+        self.layout = layout
+        self.settings = settings
+        self.lifecycle = lifecycle
+        self.clock = clock
+        self.log = log
+        self.new_id = new_id
+        self.settler = Settler(settings.settle_s, settings.trust_mtime)
+        self.paused_reason: str | None = None
+        self.submitted = 0
+        self.last_scan_s: float | None = None
+        self.last_scan_files = 0
+
+    # --- hints and scans --------------------------------------------------------
+
+    def on_hint(self, hint: Hint) -> None:
+        renamed: set[str] = set()
+        for rel in hint.deleted:
+            head, base = posixpath.split(rel)
+            if names.is_temp(base):
+                renamed |= {posixpath.join(head, f) if head else f for f in names.final_names(base)}
+        for rel in sorted(hint.added | hint.modified):
+            path = self.layout.inbox / rel
+            if path.is_dir() and not path.is_symlink():
+                for entry in scan(self.layout.inbox, under=rel):  # a folder moved in
+                    self.consider(entry)
+                continue
+            seen = look(self.layout.inbox, rel)
+            if seen is not None:
+                self.consider(seen, renamed=rel in renamed and rel in hint.added)
+
+    def rescan(self) -> int:
+        """Look at everything in the inbox; returns how many entries were seen."""
+        t0 = self.clock.mono()
+        present = set()
+        for entry in scan(self.layout.inbox):
+            present.add(entry.rel)
+            self.consider(entry)
+        self.settler.prune(present, self.clock.mono())
+        self.last_scan_s = self.clock.mono() - t0
+        self.last_scan_files = len(present)
+        return len(present)
+
+    def recheck_pending(self) -> None:
+        """Look again at remembered, unsettled files whose settle time has come."""
+        for rel in self.settler.pending():
+            entry = look(self.layout.inbox, rel)
+            if entry is None:
+                self.settler.gone(rel)
+            else:
+                self.consider(entry)
+
+    def next_look_in(self) -> float | None:
+        return self.settler.next_look(self.clock.mono())
+
+    # --- one file -----------------------------------------------------------------
+
+    def consider(self, entry: Entry, *, renamed: bool = False) -> Job | None:
+        if entry.kind is Kind.temp:
+            self.settler.saw_temp(entry.identity.dev, entry.identity.ino, self.clock.mono())
+            return None
+        if entry.kind is Kind.sidecar or self.paused_reason:
+            return None
+        if entry.kind is Kind.special:
+            return self._submit(entry, refused=f"it is a {_kind(entry.mode)}, not a regular file")
+        if not self.settler.observe(entry.rel, entry.identity, self.clock.mono(), self.clock.wall_ns(), renamed):
+            return None
+        return self._submit(entry)
+
+    def _submit(self, entry: Entry, refused: str | None = None) -> Job:
+        sidecar_rel = names.sidecar_of(entry.rel)
+        has_sidecar = os.path.lexists(self.layout.inbox / sidecar_rel)
+        profile_name, profile = opt.profile_for(entry.rel, self.settings.profiles)
+        problem: str | None = refused
+        side: dict[str, Any] = {}
+        if has_sidecar and not refused:
+            try:
+                side = self._read_sidecar(sidecar_rel)
+            except opt.InvalidOptions as e:
+                problem = str(e)
+        options = opt.resolve(self.settings.job_defaults, profile, side)
+        options["engine"] = resolve_engine(options["engine"])
+        submitted = ev.JobSubmitted(
+            job_id=self.new_id(),
+            source=entry.rel,
+            size=entry.identity.size,
+            mtime_ns=entry.identity.mtime_ns,
+            options=options,
+            options_key=opt.options_key(options),
+            sidecar=sidecar_rel if has_sidecar else None,
+        )
+        job = self.lifecycle.submit(submitted)
+        self.submitted += 1
+        self.log.info(
+            "job.submitted",
+            job_id=job.id,
+            source=_display(entry.rel),
+            size=entry.identity.size,
+            profile=profile_name,
+            sidecar=has_sidecar,
+        )
+        if problem is not None:
+            reason = "not_regular_file" if refused else "invalid_options"
+            job = self.lifecycle.fail_now(job, reason, problem)
+        return job
+
+    def _read_sidecar(self, rel: str) -> dict[str, Any]:
+        path = self.layout.inbox / rel
+        try:
+            fd = open_regular(path)
+        except (NotRegularFile, OSError) as e:
+            raise opt.InvalidOptions(_display(rel), f"sidecar cannot be read safely: {e}") from None
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(opt.SIDECAR_MAX_BYTES + 1)
+        return opt.parse_sidecar(raw, _display(rel))
+
+
+def _kind(mode: int) -> str:
+    from spool.fsio import kind_of
+
+    return kind_of(mode)
+
+
+def _display(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -1,0 +1,115 @@
+"""Per-job transcription options: defaults, then folder profile, then sidecar.
+
+Sidecars come from whoever can write to the inbox, so they are validated
+against a strict allow-list of keys and types; nothing in them can name a
+path (outputs are always named after the input).  Profiles come from the
+operator's spool.toml and may also choose the engine and model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from schema.errors import SpoolError
+
+FORMATS = ("txt", "srt", "vtt", "tsv", "json")
+ENGINES = ("auto", "mlx", "faster-whisper", "test")
+TASKS = ("transcribe", "translate")
+MAX_PROMPT = 2000
+SIDECAR_MAX_BYTES = 64 * 1024
+
+# key -> (checker, description of what is allowed)
+_SIDECAR_KEYS = {
+    "language": "a language code such as 'en' or 'de', or null to detect",
+    "task": "'transcribe' or 'translate'",
+    "word_timestamps": "true or false",
+    "initial_prompt": f"text of at most {MAX_PROMPT} characters, or null",
+    "formats": f"a list drawn from {', '.join(FORMATS)}",
+    "beam_size": "an integer from 1 to 10",
+}
+_OPERATOR_KEYS = {
+    "engine": f"one of {', '.join(ENGINES)}",
+    "model": "a model name, model directory or Hub repo id",
+}
+# Options that change the words of a transcript (formats only change its shape).
+TRANSCRIPT_KEYS = ("engine", "model", "language", "task", "word_timestamps", "initial_prompt", "beam_size")
+
+
+class InvalidOptions(SpoolError):
+    """A sidecar or profile names an unknown key or a value of the wrong type."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source, self.problem = source, problem
+        super().__init__(f"{source}: {problem}")
+
+
+def _check(key: str, value: Any) -> bool:
+    if key == "language":
+        return value is None or (isinstance(value, str) and 2 <= len(value) <= 8 and value.isalpha())
+    if key == "task":
+        return value in TASKS
+    if key == "word_timestamps":
+        return isinstance(value, bool)
+    if key == "initial_prompt":
+        return value is None or (isinstance(value, str) and len(value) <= MAX_PROMPT)
+    if key == "formats":
+        return isinstance(value, list) and len(value) > 0 and all(isinstance(f, str) and f in FORMATS for f in value)
+    if key == "beam_size":
+        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10
+    if key == "engine":
+        return value in ENGINES
+    if key == "model":
+        return isinstance(value, str) and 0 < len(value) <= 512 and "\x00" not in value
+    return False
+
+
+def validate(options: Any, *, source: str, allow_operator_keys: bool = False) -> dict[str, Any]:
+    """Return a clean copy of ``options`` or raise :class:`InvalidOptions`."""
+    if not isinstance(options, dict):
+        raise InvalidOptions(source, f"must be a JSON object of options, not {type(options).__name__}")
+    allowed = dict(_SIDECAR_KEYS)
+    if allow_operator_keys:
+        allowed.update(_OPERATOR_KEYS)
+    clean: dict[str, Any] = {}
+    for key, value in options.items():
+        if not isinstance(key, str) or key not in allowed:
+            raise InvalidOptions(source, f"unknown option {key!r} (allowed: {', '.join(sorted(allowed))})")
+        if not _check(key, value):
+            raise InvalidOptions(source, f"option {key!r} must be {allowed[key]}; got {value!r}"[:400])
+        clean[key] = list(value) if isinstance(value, list) else value
+    return clean
+
+
+def parse_sidecar(raw: bytes, source: str) -> dict[str, Any]:
+    if len(raw) > SIDECAR_MAX_BYTES:
+        raise InvalidOptions(source, f"sidecar is larger than {SIDECAR_MAX_BYTES} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InvalidOptions(source, f"sidecar is not valid JSON ({e})"[:300]) from None
+    return validate(data, source=source)
+
+
+def profile_for(source: str, profiles: dict[str, dict[str, Any]]) -> tuple[str | None, dict[str, Any]]:
+    """The profile of the deepest inbox sub-folder holding ``source`` that has one."""
+    parts = source.split("/")[:-1]
+    for depth in range(len(parts), 0, -1):
+        folder = "/".join(parts[:depth])
+        if folder in profiles:
+            return folder, dict(profiles[folder])
+    return None, {}
+
+
+def resolve(defaults: dict[str, Any], profile: dict[str, Any], sidecar: dict[str, Any]) -> dict[str, Any]:
+    merged = {**defaults, **profile, **sidecar}
+    merged["formats"] = [f for f in FORMATS if f in merged["formats"]]
+    return merged
+
+
+def options_key(options: dict[str, Any]) -> str:
+    """Digest of the options that change a transcript: half of a duplicate's identity."""
+    relevant = {k: options.get(k) for k in TRANSCRIPT_KEYS}
+    blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,248 @@
+"""The worker process: loads one engine once, then transcribes job after job.
+
+``python -m processor.worker --engine E --model M --models-dir D``
+
+It never touches the database.  Protocol messages go to the original stdout;
+file descriptor 1 is then pointed at stderr so that anything a library prints
+lands in the job log instead of corrupting the protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import os
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from processor import outputs, protocol
+from processor.audio import BadInput
+from processor.engines import make_engine
+from processor.engines.base import Engine
+from spool.fsio import NotRegularFile, open_regular
+
+VERSION = "0.1.0"
+
+
+class Channel:
+    """The protocol pipe pair, owned by the worker's main thread."""
+
+    def __init__(self) -> None:
+        out_fd = os.dup(1)
+        os.dup2(2, 1)
+        self._out = os.fdopen(out_fd, "wb", buffering=0)
+        self._in = sys.stdin.buffer
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self._out.write(protocol.encode(msg))
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message; None at end of input (the daemon went away)."""
+        while True:
+            line = self._in.readline(protocol.MAX_LINE)
+            if not line:
+                return None
+            msg = protocol.decode(line)
+            if msg is not None:
+                return msg
+
+
+def log(message: str) -> None:
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    print(f"{stamp} worker[{os.getpid()}] {message}", file=sys.stderr, flush=True)
+
+
+def sha256_of(fh: BinaryIO) -> str:
+    fh.seek(0)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ProgressSender:
+    """Forwards engine callbacks to the daemon, at most one progress line per ``min_s``."""
+
+    def __init__(self, channel: Channel, job: str, duration_s: float, min_s: float = 0.2) -> None:
+        self._channel, self._job, self._duration = channel, job, duration_s
+        self._min_s, self._last = min_s, 0.0
+
+    def progress(self, position_s: float) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._min_s:
+            self._last = now
+            self._channel.send(
+                {"type": "progress", "job": self._job, "position_s": round(position_s, 3), "duration_s": self._duration}
+            )
+
+    def segments(self, segments: list[dict[str, Any]], upto_s: float) -> None:
+        self._channel.send({"type": "segments", "job": self._job, "segments": segments, "upto_s": round(upto_s, 3)})
+
+
+def run_job(engine: Engine, channel: Channel, msg: dict[str, Any]) -> None:
+    job = msg["job"]
+    log(f"job {job} attempt {msg.get('attempt')}: {msg['input']!r} resume_from={msg.get('resume_from', 0)}")
+    try:
+        fh = os.fdopen(open_regular(Path(msg["input"])), "rb")
+    except NotRegularFile as e:
+        channel.send({"type": "error", "job": job, "reason": "not_regular_file", "message": str(e), "retryable": False})
+        return
+    with fh:
+        _run_open(engine, channel, msg, fh)
+
+
+def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryIO) -> None:
+    job = msg["job"]
+    try:
+        duration = engine.probe(fh)
+        sha = sha256_of(fh)
+        channel.send({"type": "probe", "job": job, "sha256": sha, "duration_s": round(duration, 3)})
+        reply = channel.receive()
+        if reply is None or reply.get("type") != "go":
+            log(f"job {job}: {reply.get('type') if reply else 'no reply'}; not transcribing")
+            return
+        if hasattr(engine, "attempt"):  # the scripted test engine misbehaves per attempt
+            engine.attempt = int(msg.get("total_attempt", msg.get("attempt", 1)))
+        started = time.monotonic()
+        sender = ProgressSender(channel, job, duration)
+        resume = float(msg.get("resume_from", 0.0))
+        transcript = engine.transcribe(
+            fh,
+            duration,
+            msg["options"],
+            resume_from=resume,
+            on_progress=sender.progress,
+            on_segments=sender.segments,
+        )
+        elapsed = time.monotonic() - started
+        segments = [s for s in msg.get("prior_segments", []) if s["end"] <= resume + 1e-3] + transcript.segments
+        audio_s = max(duration, segments[-1]["end"] if segments else 0.0)
+        manifest = _manifest(engine, msg, sha, transcript.language, audio_s, elapsed, resume, transcript.info)
+        result = {
+            "text": outputs.text_of(segments),
+            "segments": [{"id": i, **s} for i, s in enumerate(segments)],
+            "language": transcript.language,
+            "spoolscribe": manifest,
+        }
+        names = outputs.render(result, msg["options"]["formats"], Path(msg["stage"]))
+        if sha256_of(fh) != sha:
+            channel.send(
+                {
+                    "type": "error",
+                    "job": job,
+                    "reason": "input_changed",
+                    "message": "the input changed while it was transcribed",
+                    "retryable": True,
+                }
+            )
+            return
+        channel.send(
+            {
+                "type": "result",
+                "job": job,
+                "outputs": names,
+                "language": transcript.language,
+                "duration_s": round(audio_s, 3),
+                "elapsed_s": round(elapsed, 3),
+                "sha256": sha,
+            }
+        )
+        log(f"job {job}: done, {audio_s:.1f} s of audio in {elapsed:.1f} s")
+    except BadInput as e:
+        log(f"job {job}: bad input: {e}")
+        channel.send({"type": "error", "job": job, "reason": e.reason, "message": str(e), "retryable": False})
+    except OSError as e:
+        log(f"job {job}: {traceback.format_exc()}")
+        reason = "disk_full" if e.errno == errno.ENOSPC else "io_error"
+        channel.send({"type": "error", "job": job, "reason": reason, "message": str(e), "retryable": True})
+    except Exception as e:  # noqa: BLE001 - any engine failure is reported, then retried
+        log(f"job {job}: engine failed:\n{traceback.format_exc()}")
+        channel.send(
+            {
+                "type": "error",
+                "job": job,
+                "reason": "engine_error",
+                "message": f"{type(e).__name__}: {e}"[:500],
+                "retryable": True,
+            }
+        )
+
+
+def _display(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _manifest(
+    engine: Engine,
+    msg: dict[str, Any],
+    sha: str,
+    language: str,
+    audio_s: float,
+    elapsed: float,
+    resume: float,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "job": msg["job"],
+        "source": _display(msg.get("source", "")),
+        "sha256": sha,
+        "engine": engine.name,
+        "model": engine.model,
+        "options": msg["options"],
+        "language": language,
+        "duration_s": round(audio_s, 3),
+        "elapsed_s": round(elapsed, 3),
+        "x_real_time": round(audio_s / elapsed, 2) if elapsed > 0 else None,
+        "resumed_from_s": resume,
+        "attempt": msg.get("attempt"),
+        "engine_info": info,
+        "version": VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spoolscribe-worker")
+    parser.add_argument("--engine", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--models-dir", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    channel = Channel()
+    started = time.monotonic()
+    try:
+        engine = make_engine(args.engine, args.model, args.models_dir, args.threads)
+        info = engine.load()
+    except Exception as e:  # noqa: BLE001 - reported to the daemon, which fails the job clearly
+        log(f"engine {args.engine} model {args.model} failed to load:\n{traceback.format_exc()}")
+        channel.send({"type": "fatal", "message": f"{args.engine}/{args.model} failed to load: {e}"[:500]})
+        return 2
+    load_s = time.monotonic() - started
+    log(f"ready: {engine.name} {engine.model} in {load_s:.2f} s {info}")
+    channel.send(
+        {
+            "type": "ready",
+            "pid": os.getpid(),
+            "engine": engine.name,
+            "model": engine.model,
+            "load_s": round(load_s, 3),
+            "info": info,
+        }
+    )
+    while True:
+        msg = channel.receive()
+        if msg is None or msg.get("type") == "shutdown":
+            return 0
+        if msg.get("type") == "job":
+            run_job(engine, channel, msg)
+            engine.between_jobs()
+            channel.send({"type": "idle"})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Crash windows: the daemon dies at every named point and at random instants; nothing is lost or doubled.
+
+The default run exercises each point twice and a handful of random kills;
+``make reliability`` (marker ``soak``) runs each point x20 and 1000 random kills.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+
+import pytest
+
+from schema.jobs import JobState
+from schema.replay import verify
+from spool.faults import POINTS
+from tests.conftest import Spool, script, survivors, wait_for
+
+FORMATS = ("json", "srt", "txt", "vtt")
+SOAK = os.environ.get("SPOOL_SOAK_SCALE", "")
+
+
+def batch(spool: Spool, good: int, bad: int, tag: str) -> tuple[list[str], list[str]]:
+    goods = [f"{tag}-good{i}.wav" for i in range(good)]
+    bads = [f"{tag}-bad{i}.wav" for i in range(bad)]
+    for i, name in enumerate(goods):
+        spool.drop(name, script(duration=2, segments=2, n=f"{tag}{i}"))
+    for i, name in enumerate(bads):
+        spool.drop(name, script(duration=1, segments=1, mode="bad_input", n=f"{tag}b{i}"))
+    return goods, bads
+
+
+def assert_exactly_once(spool: Spool, goods: list[str], bads: list[str]) -> None:
+    """Each input in exactly one terminal place; one set of outputs per success; no leftovers."""
+    jobs = spool.jobs()
+    assert all(j.state.terminal for j in jobs), [(j.source, j.state) for j in jobs if not j.state.terminal]
+    by_source: dict[str, list] = {}
+    for j in jobs:
+        by_source.setdefault(j.source, []).append(j)
+    for name in goods:
+        winners = [j for j in by_source.get(name, []) if j.state is JobState.succeeded]
+        assert len(winners) == 1, (name, by_source.get(name))
+        stem = name.rsplit(".", 1)[0]
+        assert sorted(winners[0].outputs) == sorted(f"{stem}.{e}" for e in FORMATS)
+        assert (spool.layout.done / name).exists()
+    for name in bads:
+        assert (spool.layout.failed / name).exists() and (spool.layout.failed / f"{name}.error.json").exists()
+    outbox = spool.outbox_files()
+    assert len(outbox) == len(goods) * len(FORMATS), outbox  # no "(2)" copies, no strays
+    assert not [p for p in spool.layout.outbox.rglob(".*")], "temp files left in outbox"
+    assert not list(spool.layout.work.iterdir()), list(spool.layout.work.iterdir())
+    assert not [p for p in spool.inbox.rglob("*") if p.is_file()], list(spool.inbox.rglob("*"))
+    assert len(spool.failed_files()) == 2 * len(bads)
+    store = spool.store()
+    try:
+        assert verify(store).ok
+    finally:
+        store.close()
+    conn = sqlite3.connect(spool.layout.db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def run_to_completion(spool: Spool, total: int) -> None:
+    d = spool.start()
+    spool.wait_terminal(total, timeout=90)
+    wait_for(lambda: all(j.state.terminal for j in spool.jobs()), 30)
+    assert d.stop() == 0
+    assert survivors(str(spool.root)) == []
+
+
+def crash_at(spool: Spool, point: str, skip: int) -> int:
+    d = spool.start(wait_ready=False, SPOOL_FAULT_POINT=point, SPOOL_FAULT_SKIP=str(skip))
+    return d.proc.wait(timeout=60)
+
+
+REPEATS = 20 if SOAK else 2
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("repeat", range(REPEATS))
+def test_crash_at_named_point(spool: Spool, point: str, repeat: int) -> None:
+    goods, bads = batch(spool, 2, 1, f"r{repeat}")
+    once_per_batch = point in ("spawn", "tmp_write")  # one worker start, one error.json
+    code = crash_at(spool, point, skip=0 if once_per_batch else repeat % 2)
+    assert code == 137, f"fault point {point} was not reached (exit {code}): {spool.daemons[-1].output()[-2000:]}"
+    run_to_completion(spool, len(goods) + len(bads))
+    assert_exactly_once(spool, goods, bads)
+
+
+KILLS = int(SOAK or 0) or 8
+
+
+@pytest.mark.slow
+def test_random_kill9_over_a_batch(spool: Spool) -> None:
+    rng = random.Random(1234)
+    goods, bads = batch(spool, 6, 2, "k")
+    kills = 0
+    while kills < KILLS:
+        d = spool.start(wait_ready=False)
+        # kill at a uniform random instant within the time a batch takes
+        try:
+            d.proc.wait(timeout=rng.uniform(0.05, 2.5))
+        except Exception:
+            d.kill9()
+            kills += 1
+        if all(j.state.terminal for j in spool.jobs()) and len(spool.jobs()) == len(goods) + len(bads):
+            goods2, bads2 = batch(spool, 3, 1, f"k{kills}")
+            goods += goods2
+            bads += bads2
+    run_to_completion(spool, len(goods) + len(bads))
+    assert_exactly_once(spool, goods, bads)
