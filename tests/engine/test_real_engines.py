@@ -16,16 +16,16 @@ pytestmark = pytest.mark.engine
 
 @pytest.mark.parametrize("engine", ["faster-whisper", "mlx"])
 def test_reference_speech_transcribed_with_word_timestamps(spool: Spool, tmp_path: Path, engine: str) -> None:
-    audio, reference = reference_speech(tmp_path)
+    audio, reference, allowed = reference_speech(tmp_path)
     spool.config.update({"SPOOL_ENGINE": engine, "SPOOL_STALL_S": "120"})
     spool.start()
-    staged = tmp_path / f"speech{audio.suffix}"
+    staged = tmp_path / f"staged{audio.suffix}"
     shutil.copyfile(audio, staged)
     staged.rename(spool.inbox / f"speech{audio.suffix}")  # mv into the inbox: complete on arrival
     (job,) = spool.wait_terminal(1, timeout=180)
     assert job.state is JobState.succeeded, job
     text = (spool.layout.outbox / "speech.txt").read_text()
-    assert wer(reference, text) == 0.0, text
+    assert wer(reference, text) <= allowed, text
     doc = json.loads((spool.layout.outbox / "speech.json").read_text())
     words = [w for s in doc["segments"] for w in s["words"]]
     assert len(words) >= len(reference.split()) - 2
