@@ -198,7 +198,7 @@ def load(
         if name not in types:
             raise ConfigError(name, "unknown setting", ", ".join(sorted(types)))
         values[name] = _coerce(name, types[name], raw, "the command line")
-    values["root"] = root
+    values["root"] = root.absolute()  # watcher events carry absolute paths
     return Settings(**values)
 
 

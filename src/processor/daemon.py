@@ -343,7 +343,10 @@ class Daemon:
 
 def main_run(settings: Settings, env: Mapping[str, str], once: bool = False) -> int:
     faults.configure(env)
-    logs_mod.configure(settings.log_level, daemon_log=Layout(settings.root).logs / "daemon.log")
+    os.umask(0o027)
+    layout = Layout(settings.root)
+    layout.ensure()  # before logging creates logs/, so every directory gets 0750
+    logs_mod.configure(settings.log_level, daemon_log=layout.logs / "daemon.log")
     daemon = Daemon(settings, env=env, once=once)
     daemon.install_signal_handlers()
     try:

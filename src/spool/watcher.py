@@ -36,7 +36,7 @@ class InboxWatcher:
         force_polling: bool = False,
         poll_delay_ms: int = 300,
     ) -> None:
-        self._inbox = inbox
+        self._inbox = inbox.resolve()
         self._on_hint = on_hint
         self._on_error = on_error
         self._debounce_ms = debounce_ms

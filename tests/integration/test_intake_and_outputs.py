@@ -6,13 +6,15 @@ import json
 import math
 import os
 import struct
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
 from schema import events as ev
 from schema.jobs import JobState
 from schema.replay import verify
-from tests.conftest import Spool, script, survivors, writer_pause
+from tests.conftest import DaemonProc, Spool, drop, script, survivors, wait_for, writer_pause
 
 
 def sine_wav(path: Path, seconds: float, rate: int = 16000) -> bytes:
@@ -172,3 +174,28 @@ def test_once_mode_drains_and_exits(spool: Spool) -> None:
     assert d.proc.wait(timeout=120) == 0, d.output()
     assert all(j.state is JobState.succeeded for j in spool.jobs()) and len(spool.jobs()) == 5
     assert survivors(str(spool.root)) == []
+
+
+def test_a_new_relative_root_is_private_and_gets_watcher_events(spool: Spool, tmp_path: Path) -> None:
+    """`spool run --root ./fresh` from its parent: folders are 0750 and drops are seen at once (no rescan)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    root = cwd / "fresh"
+    log = tmp_path / "relative.out"
+    env = {**spool.env(), "SPOOL_ROOT": "fresh", "SPOOL_RESCAN_S": "3600"}
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "processor.cli", "run", "--root", "fresh"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+        )
+    daemon = DaemonProc(root, proc, log)
+    spool.daemons.append(daemon)
+    wait_for(lambda: "worker.ready" in daemon.output(), 60)
+    for d in (root, root / "logs", root / "inbox", root / "state"):
+        assert d.stat().st_mode & 0o777 == 0o750, d
+    drop(root / "inbox", "late.wav", script(duration=1, segments=1))
+    wait_for(lambda: list((root / "outbox").glob("late.*")), 20, what="late.* in the outbox")
+    assert daemon.stop() == 0
