@@ -178,6 +178,14 @@ class JobControl:
                 load_s=msg.get("load_s"),
                 info=msg.get("info"),
             )
+            blas = str((msg.get("info") or {}).get("blas", ""))
+            if blas.startswith("reference"):
+                self.log.warning(
+                    "engine.slow_blas",
+                    worker=worker.wid,
+                    message="mlx is using its reference BLAS (about 7x slower on a CPU); "
+                    "install an optimised CBLAS (Debian: libopenblas0-pthread) or set SPOOL_CBLAS",
+                )
             self.dispatch_dirty = True
         elif kind == "fatal":
             self.pool.load_failures[worker.key] = self.pool.load_failures.get(worker.key, 0) + 1

@@ -258,11 +258,12 @@ def convert_ct2_to_mlx(src: Path, dst: Path) -> Path:
     tmp = dst.with_name(dst.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True, mode=0o750)
-    np.savez(tmp / "weights.npz", **weights)  # type: ignore[arg-type]
-    (tmp / "config.json").write_text(json.dumps({**dims, "model_type": "whisper"}, indent=2))
     heads = ct2_config.get("alignment_heads")
     if heads:
-        (tmp / "alignment_heads.json").write_text(json.dumps(heads))
+        # An array attribute of the mlx model: load_model's update() sets it like any weight.
+        weights["alignment_heads"] = np.asarray(heads, dtype=np.int64).reshape(-1, 2)
+    np.savez(tmp / "weights.npz", **weights)  # type: ignore[arg-type]
+    (tmp / "config.json").write_text(json.dumps({**dims, "model_type": "whisper"}, indent=2))
     (tmp / "converted-from.json").write_text(json.dumps({"source": str(src), "stamp": stamp}))
     shutil.rmtree(dst, ignore_errors=True)
     os.rename(tmp, dst)

@@ -196,3 +196,27 @@ def test_retry_brings_a_failed_input_back(spool: Spool) -> None:
     assert spool.outbox_files() == ["once.json", "once.srt", "once.txt", "once.vtt"]
     assert not (spool.layout.failed / "once.wav").exists()
     assert not (spool.layout.failed / "once.wav.error.json").exists()
+
+
+def test_workers_are_recycled_after_max_jobs(spool: Spool) -> None:
+    spool.config["SPOOL_MAX_JOBS_PER_WORKER"] = "2"
+    spool.start()
+    for i in range(3):
+        spool.drop(f"j{i}.wav", script(duration=1, segments=1, n=i))
+        spool.wait_terminal(i + 1)
+    pids = []
+    for job in sorted(spool.jobs(), key=lambda j: j.submitted_at):
+        pids.append(next(e.pid for e in job_events(spool, job.id) if isinstance(e, ev.JobStarted)))
+    assert pids[0] == pids[1] != pids[2]
+    assert "worker.recycle" in spool.daemons[0].output()
+
+
+def test_folder_profiles_apply_their_options(spool: Spool) -> None:
+    (spool.root / "spool.toml").write_text('[profiles.german]\nlanguage = "de"\nformats = ["txt"]\n')
+    spool.start()
+    spool.drop("german/call.wav", script(duration=1, segments=1))
+    spool.drop("other.wav", script(duration=1, segments=1, n=2))
+    jobs = {j.source: j for j in spool.wait_terminal(2)}
+    assert jobs["german/call.wav"].options["language"] == "de"
+    assert jobs["other.wav"].options["language"] is None
+    assert spool.outbox_files() == ["german/call.txt", "other.json", "other.srt", "other.txt", "other.vtt"]

@@ -21,15 +21,11 @@ import ctypes
 import ctypes.util
 import glob
 import importlib
-import json
 import os
 import platform
 import sys
 import sysconfig
-from pathlib import Path
 from typing import Any, BinaryIO
-
-import numpy as np
 
 from processor import audio
 from processor.engines.base import OnProgress, OnSegments, Transcript, clean_segment
@@ -120,9 +116,6 @@ class MlxEngine:
         self._transcribe_mod = importlib.import_module("mlx_whisper.transcribe")
         dtype = mx.float16 if self._fp16 else mx.float32
         model = load_model(self._path, dtype=dtype)
-        heads = Path(self._path) / "alignment_heads.json"
-        if heads.is_file():
-            model.set_alignment_heads(np.array(json.loads(heads.read_text()), dtype=np.int64))
         holder = self._transcribe_mod.ModelHolder
         holder.model, holder.model_path = model, self._path
         self._transcribe_mod.tqdm = _TqdmShim
