@@ -22,12 +22,17 @@ class BadInput(SpoolError):
         super().__init__(message)
 
 
+def _why(e: av.FFmpegError) -> str:
+    """The decoder's own words, without the file-object 'name' PyAV appends."""
+    return str(getattr(e, "strerror", None) or e)
+
+
 def _open(fh: BinaryIO) -> av.container.InputContainer:
     fh.seek(0)
     try:
         return av.open(fh, mode="r", metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise BadInput(f"not an audio or video file the decoder understands: {e}") from None
+        raise BadInput(f"not an audio or video file the decoder understands: {_why(e)}") from None
 
 
 def probe(fh: BinaryIO) -> float:
@@ -96,7 +101,7 @@ def decode(fh: BinaryIO, claimed_s: float = 0.0) -> np.ndarray:
         except av.FFmpegError as e:
             got = sum(len(c) for c in chunks) / SAMPLE_RATE
             raise BadInput(
-                f"the audio is corrupt after {got:.1f} s: {e}", reason="corrupt" if chunks else "bad_input"
+                f"the audio is corrupt after {got:.1f} s: {_why(e)}", reason="corrupt" if chunks else "bad_input"
             ) from None
     if not chunks:
         raise BadInput("the audio track holds no samples", reason="no_audio")

@@ -193,7 +193,7 @@ class JobControl:
             self.log.error("worker.load_failed", worker=worker.wid, message=msg.get("message"))
             self.dispatch_dirty = True
         elif kind == "idle":
-            self._on_idle(worker)
+            pass  # already released when its result, error or skip was handled
         else:
             run = self.runs.get(str(msg.get("job")))
             if run is None or run.wid != worker.wid or run.stop is not None:
@@ -218,22 +218,23 @@ class JobControl:
             run.position_s = max(run.position_s, run.pending_upto)
             if now - run.last_flush >= self.settings.progress_s:
                 self._flush(run, now)
-        elif kind == "result":
+        elif kind in ("result", "error"):
             self._flush(run, now)
             self._finish(run)
+            # The worker reads its next job as soon as it is free: hand it over before publishing.
+            self._release(worker)
+            self.dispatch()
             job = self._job(run)
-            if self.lc.input_changed(job) is None:
-                self.lc.transcribed(
-                    job,
-                    list(msg["outputs"]),
-                    str(msg.get("language") or ""),
-                    float(msg["duration_s"]),
-                    float(msg["elapsed_s"]),
-                )
-        elif kind == "error":
-            self._flush(run, now)
-            self._finish(run)
-            job = self._job(run)
+            if kind == "result":
+                if self.lc.input_changed(job) is None:
+                    self.lc.transcribed(
+                        job,
+                        list(msg["outputs"]),
+                        str(msg.get("language") or ""),
+                        float(msg["duration_s"]),
+                        float(msg["elapsed_s"]),
+                    )
+                return
             run.log.line(f"{iso(self.clock.wall())} error {msg.get('reason')}: {msg.get('message')}")
             if msg.get("reason") == "input_changed":
                 self.lc.input_changed(job, force=True)
@@ -241,26 +242,29 @@ class JobControl:
                 self.lc.fail(job, str(msg.get("reason")), str(msg.get("message")), retryable=bool(msg.get("retryable")))
 
     def _on_probe(self, worker: WorkerProcess, run: Run, msg: dict[str, Any], now: float) -> None:
+        """Decide before recording: ``go`` moves no file, so the worker need not wait for our fsync."""
         run.probed, run.last_progress = True, now
         run.duration_s = float(msg["duration_s"])
-        job = self.lc.append(run.job_id, [ev.JobProbed(sha256=str(msg["sha256"]), duration_s=run.duration_s)])
-        if job.cancel_requested:
-            worker.send({"type": "skip"})
-            self._finish(run)
-            self.lc.cancel(job)
-            return
+        probed = ev.JobProbed(sha256=str(msg["sha256"]), duration_s=run.duration_s)
+        job = self._job(run)
         original = None
-        if self.settings.duplicates == "reuse":
-            original = self.store.find_duplicate(str(msg["sha256"]), job.options_key, exclude=job.id)
-        if original is not None:
+        if not job.cancel_requested and self.settings.duplicates == "reuse":
+            original = self.store.find_duplicate(probed.sha256, job.options_key, exclude=job.id)
+        if job.cancel_requested or original is not None:
             worker.send({"type": "skip"})
             self._finish(run)
-            self.lc.duplicate(job, original)
+            self._release(worker)
+            job = self.lc.append(run.job_id, [probed])
+            if original is not None:
+                self.lc.duplicate(job, original)
+            else:
+                self.lc.cancel(job)
             return
         run.hard_deadline = now + policy.hard_timeout(
             run.duration_s, self.settings.timeout_base_s, self.settings.timeout_factor
         )
         worker.send({"type": "go"})
+        self.lc.append(run.job_id, [probed])
 
     def _job(self, run: Run) -> Job:
         job = self.store.job(run.job_id)
@@ -279,7 +283,8 @@ class JobControl:
             run.pending = []
             self.lc.append(run.job_id, [ev.JobSegments(segments=segs, upto_s=upto)])
 
-    def _on_idle(self, worker: WorkerProcess) -> None:
+    def _release(self, worker: WorkerProcess) -> None:
+        """The worker is done with its job (it says ``idle`` right after): free it, or recycle it."""
         if worker.state is WorkerState.stopping:
             return
         worker.state, worker.job = WorkerState.idle, None
