@@ -245,6 +245,11 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     job = store.find_job(args.job)
     if job.state not in (JobState.failed, JobState.cancelled):
         raise SpoolError(f"job {job.id} is {job.state.value}; only failed or cancelled jobs can be retried")
+    if job.reason == "invalid_options":
+        raise SpoolError(
+            f"job {job.id} failed on its sidecar options; fix failed/{views.display(job.failed_path or '')}"
+            ".options.json and drop the file and its sidecar (<name>.json) into the inbox again"
+        )
     failed = Layout(settings.root).failed / (job.failed_path or "")
     if not job.failed_path or not os.path.lexists(failed):
         raise SpoolError(f"the input of job {job.id} is no longer in failed/ ({failed}); drop it into the inbox again")

@@ -68,6 +68,21 @@ class Settings:
     log_level: str = _f("info", "daemon log level", choices=("debug", "info", "warning", "error"))
     free_disk_floor_mb: int = _f(500, "pause intake while the spool's disk has less free space", minimum=0)
     profiles: dict[str, dict[str, Any]] = _f({}, "per-subfolder job options: [profiles.<folder>]")
+    sweep_s: float = _f(30.0, "orphan sweep period (also once at start)", minimum=0.1)
+    metrics_s: float = _f(60.0, "metrics -> alerts evaluation period", minimum=0.1)
+    report_s: float = _f(3600.0, "health report period", minimum=0.1)
+    retention_s: float = _f(3600.0, "log retention period", minimum=0.1)
+    compaction_s: float = _f(86400.0, "heartbeat compaction period", minimum=0.1)
+    backup_s: float = _f(86400.0, "database backup period", minimum=0.1)
+    log_max_age_days: float = _f(14.0, "per-job logs older than this are deleted", minimum=0)
+    log_total_max_mb: float = _f(1024.0, "per-job logs beyond this total are deleted, oldest first", minimum=0)
+    heartbeat_keep_days: float = _f(7.0, "heartbeats of jobs finished longer ago are compacted", minimum=0)
+    backups_keep: int = _f(7, "scheduled database backups kept", minimum=1)
+    reports_keep: int = _f(168, "health reports kept (plus latest.json)", minimum=1)
+    metrics_window_s: float = _f(3600.0, "window of the windowed metrics (orphans, errors, throughput)", minimum=1)
+    stuck_after_s: float = _f(60.0, "a running job without progress this long counts as stuck", minimum=0.1)
+    alerts: dict[str, dict[str, Any]] = _f({}, "alert rules added or overridden: [alerts.<name>]")
+    notify: dict[str, Any] = _f({}, "notification targets: [[notify.webhooks]], [[notify.commands]]")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -192,7 +207,7 @@ def load(
         values[name] = _coerce(name, types[name], raw, str(path))
     for name in types:
         raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None and name != "profiles":
+        if raw is not None and name not in ("profiles", "alerts", "notify"):
             values[name] = _coerce(name, types[name], raw, f"${ENV_PREFIX}{name.upper()}")
     for name, raw in flags.items():
         if name not in types:
@@ -212,6 +227,4 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), f"is not valid TOML: {e}") from None
     except OSError as e:
         raise ConfigError(str(path), f"cannot be read: {e.strerror}") from None
-    data.pop("alerts", None)  # read by ops.alerts
-    data.pop("notify", None)  # read by ops.notify
     return data

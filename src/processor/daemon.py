@@ -32,6 +32,7 @@ from processor.lifecycle import Lifecycle
 from processor.lock import DaemonLock
 from processor.pool import WorkerPool
 from processor.recovery import recover
+from processor.sdnotify import Notifier as SystemdNotifier
 from processor.supervisor import WorkerProcess, WorkerState, become_subreaper, kill_adopted
 from schema import events as ev
 from schema.errors import StoreError
@@ -80,6 +81,7 @@ class Daemon:
         self._last_sweep = 0.0
         self.watcher_errors = 0
         self.ready = threading.Event()
+        self.systemd = SystemdNotifier(self.env)
 
     # --- start / stop -------------------------------------------------------------
 
@@ -134,6 +136,7 @@ class Daemon:
         self.intake.rescan()
         if self._scheduler_factory is not None:
             self.scheduler = self._scheduler_factory(self)
+        self.systemd.ready(f"watching {self.layout.inbox}")
         self.log.info(
             "daemon.started",
             root=str(self.layout.root),
@@ -164,6 +167,7 @@ class Daemon:
 
     def shutdown(self) -> None:
         """Stop intake, stop workers (TERM, grace, KILL), record the interrupted jobs, release."""
+        self.systemd.stopping()
         if self.watcher is not None:
             self.watcher.stop()
         if self.scheduler is not None:
@@ -225,6 +229,9 @@ class Daemon:
         if self.control.next_retry_mono is not None:
             waits.append(self.control.next_retry_mono - now + 0.01)
         waits.append(self._last_rescan + self.settings.rescan_s - now)
+        ping = self.systemd.next_ping_in(now)
+        if ping is not None:
+            waits.append(ping)
         return max(0.0, min(waits))
 
     def _handle(self, msg: Message) -> None:
@@ -244,6 +251,8 @@ class Daemon:
             self.watcher_errors = n
             self.log.warning("watcher.restarted", error=repr(exc)[:300], restarts=n)
             self._last_rescan = -1e9  # the watcher may have missed events: rescan now
+        elif kind == "ops" and self.scheduler is not None:
+            self.scheduler.run(str(payload))
         elif kind == "stop":
             self._stop_reason = str(payload)
 
@@ -275,6 +284,10 @@ class Daemon:
             self._last_sweep = now
             kill_adopted(self.pool.pids())
             self.pool.forget_dead()
+            if self.scheduler is not None:
+                for name in self.scheduler.overdue(now):  # the wall clock jumped: run it anyway
+                    self.scheduler.run(name)
+        self.systemd.maybe_ping(now)
 
     def _poll_stopping(self) -> None:
         now = self.clock.mono()
@@ -331,6 +344,48 @@ class Daemon:
         self.intake.rescan()
         return self.intake.submitted == before and not self.intake.settler.pending()
 
+    # --- what ops may use ---------------------------------------------------------------
+
+    def request_ops(self, name: str) -> None:
+        """Called from APScheduler's thread: the job runs on the loop."""
+        self.queue.put(("ops", "", name))
+
+    def ops_context(self) -> Any:
+        from ops.context import OpsContext
+
+        return OpsContext(
+            store=self.store,
+            layout=self.layout,
+            settings=self.settings,
+            now=self.clock.wall,
+            log=logs_mod.get("ops"),
+            supervised=lambda: set(self.control.runs),
+            orphan=self._orphan,
+            rescan=self.intake.rescan,
+            counters=self.counters,
+        )
+
+    def _orphan(self, job: Any, verdict: str, killed: bool) -> None:
+        """A running job this daemon does not supervise: record it orphaned and retry it."""
+        reason = "hung" if verdict == "hung" else "daemon_died"
+        message = {
+            "hung": "its worker (left by a previous daemon) made no progress and was killed",
+            "dead": "its worker (left by a previous daemon) is gone",
+            "pid_mismatch": "its worker's pid now belongs to another process, which was not signalled",
+        }.get(verdict, verdict)
+        self.lifecycle.fail(
+            job, reason, message, retryable=True, prefix=[ev.JobOrphaned(reason=verdict, pid=job.pid, killed=killed)]
+        )
+        self.control.dispatch_dirty = True
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "log_write_errors": self.control.log_write_errors,
+            "watcher_restarts": self.watcher_errors,
+            "intake_paused": 0 if self.intake.paused_reason is None else 1,
+            "workers_live": len(self.pool.live()),
+        }
+
     # --- worker output ----------------------------------------------------------------
 
     def _on_worker_stderr(self, worker: WorkerProcess, line: bytes) -> None:
@@ -341,13 +396,19 @@ class Daemon:
             self.log.debug("worker.output", worker=worker.wid, line=line.decode("utf-8", "replace").rstrip()[:500])
 
 
+def _start_ops(daemon: Daemon) -> Any:
+    from ops import scheduler
+
+    return scheduler.start(daemon.ops_context(), daemon.request_ops)
+
+
 def main_run(settings: Settings, env: Mapping[str, str], once: bool = False) -> int:
     faults.configure(env)
     os.umask(0o027)
     layout = Layout(settings.root)
     layout.ensure()  # before logging creates logs/, so every directory gets 0750
     logs_mod.configure(settings.log_level, daemon_log=layout.logs / "daemon.log")
-    daemon = Daemon(settings, env=env, once=once)
+    daemon = Daemon(settings, env=env, once=once, scheduler_factory=None if once else _start_ops)
     daemon.install_signal_handlers()
     try:
         return daemon.run()

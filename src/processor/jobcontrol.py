@@ -66,6 +66,7 @@ class JobControl:
         self.load_errors: dict[tuple[str, str], str] = {}
         self.dispatch_dirty = True
         self.next_retry_mono: float | None = None
+        self.log_write_errors = 0
 
     # --- dispatch ---------------------------------------------------------------
 
@@ -274,6 +275,7 @@ class JobControl:
     def _finish(self, run: Run) -> None:
         self.runs.pop(run.job_id, None)
         run.log.close()
+        self.log_write_errors += run.log.errors
         self.dispatch_dirty = True
 
     def _flush(self, run: Run, now: float) -> None:

@@ -149,6 +149,11 @@ def _apply(conn: sqlite3.Connection, found: int) -> None:
             raise
 
 
+def apply_all(conn: sqlite3.Connection) -> None:
+    """Every migration onto an empty database (the in-memory replay of ``replay --verify``)."""
+    _apply(conn, 0)
+
+
 def _statements(sql: str) -> list[str]:
     """Split a migration into statements (``executescript`` would commit implicitly)."""
     out, buf = [], ""

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from schema import migrate
+from schema import migrate, projections
 from schema.errors import (
     ConcurrencyError,
     JobNotFound,
@@ -114,6 +115,7 @@ class SQLiteEventStore:
     def _project(self, conn: sqlite3.Connection, rec: Recorded) -> None:
         job_id = job_id_of(rec.stream)
         if job_id is None:
+            projections.apply(conn, rec)
             return
         job = self._job(conn, job_id)
         new = apply(job, rec.event, at=rec.at, version=rec.version)
@@ -268,6 +270,69 @@ class SQLiteEventStore:
     def earliest_retry(self) -> str | None:
         rows = self._read("SELECT MIN(json_extract(doc, '$.not_before')) FROM jobs WHERE state = 'retry_wait'")
         return rows[0][0] if rows and rows[0][0] else None
+
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT * FROM alerts WHERE firing = 1 ORDER BY level, rule")
+        return [dict(r) for r in rows]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._read("SELECT * FROM alerts ORDER BY rule")]
+
+    def due_notifications(self, now_iso: str, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT * FROM notifications WHERE state = 'pending' AND COALESCE(not_before, '') <= ?"
+            " ORDER BY queued_at LIMIT ?",
+            (now_iso, limit),
+        )
+        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+    def notification(self, key: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM notifications WHERE key = ?", (key,))
+        return {**dict(rows[0]), "payload": json.loads(rows[0]["payload"])} if rows else None
+
+    def max_notified_position(self) -> int | None:
+        """The last event position already turned into notifications (the notifier's cursor)."""
+        rows = self._read("SELECT MAX(json_extract(payload, '$.position')) FROM notifications")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def projection_snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        with self._lock:
+            return projections.snapshot(self._conn)
+
+    def window_counts(self, since_iso: str) -> dict[str, Any]:
+        """Numbers the metrics need, over jobs and events since ``since_iso`` (one read each, indexed)."""
+        one = lambda sql, *args: self._read(sql, args)[0][0]  # noqa: E731 - local shorthand
+        finished = {
+            r[0]: int(r[1])
+            for r in self._read("SELECT state, COUNT(*) FROM jobs WHERE finished_at >= ? GROUP BY state", (since_iso,))
+        }
+        return {
+            "oldest_queued_at": one("SELECT MIN(submitted_at) FROM jobs WHERE state IN ('queued', 'retry_wait')"),
+            "orphaned": int(one("SELECT COUNT(*) FROM events WHERE type = 'job.orphaned' AND at >= ?", since_iso)),
+            "final_failures": int(
+                one(
+                    "SELECT COUNT(*) FROM events WHERE type = 'job.failed' AND at >= ?"
+                    " AND json_extract(data, '$.final') = 1",
+                    since_iso,
+                )
+            ),
+            "attempt_failures": int(
+                one("SELECT COUNT(*) FROM events WHERE type = 'job.failed' AND at >= ?", since_iso)
+            ),
+            "audio_s": float(
+                one(
+                    "SELECT COALESCE(SUM(json_extract(doc, '$.duration_s')), 0) FROM jobs"
+                    " WHERE state = 'succeeded' AND finished_at >= ?",
+                    since_iso,
+                )
+            ),
+            "submitted": int(one("SELECT COUNT(*) FROM jobs WHERE submitted_at >= ?", since_iso)),
+            "finished": finished,
+        }
+
+    def first_event_at(self) -> str | None:
+        rows = self._read("SELECT at FROM events ORDER BY position LIMIT 1")
+        return rows[0][0] if rows else None
 
     def count_by_state(self) -> dict[str, int]:
         rows = self._read("SELECT state, COUNT(*) FROM jobs GROUP BY state")

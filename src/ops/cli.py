@@ -1,0 +1,113 @@
+"""CLI commands that belong to operations: ``spool health`` and ``spool top``."""
+
+from __future__ import annotations
+
+import argparse
+import curses
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ops import alerts as alerts_mod
+from ops import report as report_mod
+from processor.config import Settings
+from schema.errors import SpoolError
+from schema.jobs import JobState
+from schema.sqlite_store import SQLiteEventStore
+from spool.layout import Layout
+
+Add = Callable[[str, Callable[[argparse.Namespace, Settings], int], str], argparse.ArgumentParser]
+
+
+def _store(settings: Settings) -> SQLiteEventStore:
+    layout = Layout(settings.root)
+    if not layout.root.is_dir():
+        raise SpoolError(f"{layout.root} is not a spool (no such directory)")
+    return SQLiteEventStore(layout.db)
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 ok, 1 warning, 2 critical (the monitoring-plugin convention)."""
+    store = _store(settings)
+    try:
+        report = report_mod.build(store, Layout(settings.root), settings, datetime.now(UTC))
+    finally:
+        store.close()
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(report_mod.text(report) + "\n")
+    return alerts_mod.EXIT_CODES[report["status"]]
+
+
+def top_snapshot(settings: Settings, store: SQLiteEventStore) -> dict[str, Any]:
+    from processor.cli import status_data
+
+    data = status_data(settings, store)
+    running = store.jobs([JobState.running, JobState.publishing])
+    data["workers"] = {
+        j.id: {"cpu": j.cpu_percent, "rss_mb": (j.rss_bytes or 0) / 2**20, "pid": j.pid} for j in running
+    }
+    return data
+
+
+def render(data: dict[str, Any], width: int) -> list[str]:
+    from processor.views import bar
+
+    d = data["daemon"]
+    lines = [
+        f"spool top - {data['root']} - daemon {'pid ' + str(d['pid']) if d['running'] else 'NOT RUNNING'}"
+        f" - {datetime.now(UTC).strftime('%H:%M:%S')}Z   (q quits)",
+        f"queue {data['queue_depth']}   inbox {data['inbox_files']}   "
+        + "  ".join(f"{k} {v}" for k, v in data["counts"].items() if v),
+        "",
+        f"{'JOB':12}  {'PROGRESS':32}  {'AUDIO':>11}  {'CPU%':>6}  {'RSS MB':>7}  NAME",
+    ]
+    for r in data["running"]:
+        w = data["workers"].get(r["id"], {})
+        pos = f"{r['position_s'] or 0:.0f}/{r['duration_s'] or 0:.0f}s"
+        cpu = f"{w.get('cpu') or 0:.0f}"
+        lines.append(
+            f"{r['id']:12}  {bar(r['progress'], 24)} {r['progress'] * 100:5.1f}%  {pos:>11}  {cpu:>6}  "
+            f"{w.get('rss_mb', 0):7.0f}  {r['name']}"
+        )
+    if not data["running"]:
+        lines.append("(nothing running)")
+    lines += ["", "alerts:" + ("" if data["alerts"] else " none firing")]
+    lines += [f"  {a['level'].upper():8} {a['rule']}: {a['message']}" for a in data["alerts"]]
+    return [line[: max(10, width - 1)] for line in lines]
+
+
+def cmd_top(args: argparse.Namespace, settings: Settings) -> int:
+    if not sys.stdout.isatty():
+        raise SpoolError("spool top needs a terminal; for scripts use `spool status --json`")
+    store = _store(settings)
+    try:
+        curses.wrapper(_top_loop, settings, store, args.interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
+    return 0
+
+
+def _top_loop(screen: Any, settings: Settings, store: SQLiteEventStore, interval: float) -> None:
+    curses.curs_set(0)
+    screen.timeout(int(interval * 1000))  # getch() waits at most this long: the refresh period
+    while True:
+        height, width = screen.getmaxyx()
+        screen.erase()
+        for y, line in enumerate(render(top_snapshot(settings, store), width)[: height - 1]):
+            screen.addstr(y, 0, line)
+        screen.refresh()
+        key = screen.getch()
+        if key in (ord("q"), ord("Q"), 27):
+            return
+
+
+def register(add: Add) -> None:
+    add("health", cmd_health, "health report now; exit 0 ok, 1 warning, 2 critical")
+    top = add("top", cmd_top, "live view of running jobs, workers, queue and alerts (q quits)")
+    top.add_argument("--interval", type=float, default=0.5, help="refresh period in seconds (<= 1)")

@@ -1,0 +1,244 @@
+"""Notifications from a stored outbox: job results and alerts to webhooks and commands.
+
+Two steps, both on the ``notifications`` stream of the event log:
+
+1. *Queue*: the notifier follows the log; each event a target subscribes to
+   becomes ``notification.queued`` with the key ``<target>:<event position>``
+   (also the append's idempotency key, so a restart never queues twice).
+2. *Deliver*: due notifications are POSTed (webhooks, with an
+   ``Idempotency-Key`` header) or piped as JSON to a command's stdin (argv
+   list, no shell).  Success appends ``notification.delivered``; failure
+   appends ``notification.failed`` with the next try time (exponential
+   backoff) until ``max_attempts``.
+
+It runs in its own thread with its own database connection: a slow or dead
+endpoint delays only notifications, never the spool.
+
+Configuration (spool.toml)::
+
+    [notify]
+    max_attempts = 8
+    retry_base_s = 5
+
+    [[notify.webhooks]]
+    url = "https://hooks.example.org/spool"
+    events = ["job.failed", "alert.raised"]      # default: all of EVENTS
+
+    [[notify.commands]]
+    argv = ["/usr/local/bin/page-oncall"]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from schema import events as ev
+from schema.errors import ConfigError
+from schema.mapper import Recorded, to_jsonable
+from schema.sqlite_store import SQLiteEventStore, iso, utc_now
+
+STREAM = "notifications"
+EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "alert.raised", "alert.resolved")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str  # webhook | command
+    events: frozenset[str]
+    url: str | None = None
+    argv: tuple[str, ...] = ()
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    targets: tuple[Target, ...]
+    max_attempts: int = 8
+    retry_base_s: float = 5.0
+    retry_max_s: float = 3600.0
+
+
+def parse(config: dict[str, Any]) -> NotifySettings:
+    """Validate ``[notify]``; every mistake names the key."""
+    known = {"webhooks", "commands", "max_attempts", "retry_base_s", "retry_max_s"}
+    unknown = set(config) - known
+    if unknown:
+        raise ConfigError("notify", f"unknown keys {sorted(unknown)}", ", ".join(sorted(known)))
+    targets = []
+    for kind, items in (("webhook", config.get("webhooks", [])), ("command", config.get("commands", []))):
+        if not isinstance(items, list):
+            raise ConfigError(f"notify.{kind}s", "must be an array of tables ([[notify." + kind + "s]])")
+        for i, raw in enumerate(items):
+            targets.append(_target(kind, i, raw))
+    names = [t.name for t in targets]
+    if len(names) != len(set(names)):
+        raise ConfigError("notify", f"target names must be unique: {names}")
+    return NotifySettings(
+        tuple(targets),
+        max_attempts=int(config.get("max_attempts", 8)),
+        retry_base_s=float(config.get("retry_base_s", 5.0)),
+        retry_max_s=float(config.get("retry_max_s", 3600.0)),
+    )
+
+
+def _target(kind: str, i: int, raw: Any) -> Target:
+    key = f"notify.{kind}s[{i}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "must be a table")
+    events = raw.get("events", list(EVENTS))
+    if not isinstance(events, list) or not set(events) <= set(EVENTS):
+        raise ConfigError(f"{key}.events", f"{events!r} names unknown events", ", ".join(EVENTS))
+    name = str(raw.get("name", f"{kind}-{i + 1}"))
+    timeout = float(raw.get("timeout_s", 10.0))
+    if kind == "webhook":
+        url = raw.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}.url", f"{url!r} is not an http(s) URL")
+        return Target(name, kind, frozenset(events), url=url, timeout_s=timeout)
+    argv = raw.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ConfigError(f"{key}.argv", "must be a non-empty list of strings (no shell is used)")
+    return Target(name, kind, frozenset(events), argv=tuple(argv), timeout_s=timeout)
+
+
+def payload_for(rec: Recorded, root: str) -> dict[str, Any] | None:
+    """What a subscriber receives, or None for events that are not worth a notification."""
+    e = rec.event
+    if isinstance(e, ev.JobFailed) and not e.final:
+        return None  # a retry follows; only the final failure is news
+    doc = to_jsonable(rec)
+    job_id = ev.job_id_of(rec.stream)
+    return {"event": rec.type, "at": rec.at, "position": rec.position, "root": root, "job": job_id, "data": doc["data"]}
+
+
+class Notifier:
+    def __init__(self, db: Path, settings: NotifySettings, root: str, log: Any) -> None:
+        self.settings = settings
+        self.root = root
+        self.log = log
+        self._db = db
+        self._stop = threading.Event()
+        self._poke = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        if not self.settings.targets:
+            return
+        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._poke.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def poke(self) -> None:
+        self._poke.set()
+
+    def _run(self) -> None:
+        store = SQLiteEventStore(self._db)
+        try:
+            cursor = store.max_notified_position()
+            if cursor is None:
+                cursor = store.last_position()  # first start: no notifications for history
+            while not self._stop.is_set():
+                try:
+                    cursor = self.enqueue(store, cursor)
+                    self.deliver(store, utc_now())
+                except Exception as e:  # noqa: BLE001 - the notifier must outlive any one failure
+                    self.log.error("notify.error", error=repr(e)[:300])
+                self._poke.wait(1.0)
+                self._poke.clear()
+        finally:
+            store.close()
+
+    def enqueue(self, store: SQLiteEventStore, cursor: int) -> int:
+        for rec in store.read_all(cursor, types=EVENTS):
+            cursor = rec.position
+            payload = payload_for(rec, self.root)
+            if payload is None:
+                continue
+            for target in self.settings.targets:
+                if rec.type in target.events:
+                    key = f"{target.name}:{rec.position}"
+                    store.append(
+                        STREAM,
+                        [ev.NotificationQueued(key=key, target=target.name, payload=payload)],
+                        idempotency_key=f"queue:{key}",
+                    )
+        return cursor
+
+    def deliver(self, store: SQLiteEventStore, now: datetime) -> int:
+        sent = 0
+        targets = {t.name: t for t in self.settings.targets}
+        for item in store.due_notifications(iso(now)):
+            attempts = int(item["attempts"]) + 1
+            target = targets.get(item["target"])
+            error = "the target is no longer configured" if target is None else self._send(target, item)
+            if error is None:
+                store.append(STREAM, [ev.NotificationDelivered(key=item["key"], attempts=attempts)])
+                self.delivered += 1
+                sent += 1
+                continue
+            self.failures += 1
+            final = target is None or attempts >= self.settings.max_attempts
+            delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
+            store.append(
+                STREAM,
+                [
+                    ev.NotificationFailed(
+                        key=item["key"],
+                        attempts=attempts,
+                        error=error[:500],
+                        final=final,
+                        not_before=None if final else iso(now + timedelta(seconds=delay)),
+                    )
+                ],
+            )
+            self.log.warning("notify.failed", key=item["key"], attempts=attempts, error=error[:200], final=final)
+        return sent
+
+    def _send(self, target: Target, item: dict[str, Any]) -> str | None:
+        body = json.dumps({"key": item["key"], **item["payload"]}).encode()
+        if target.kind == "webhook":
+            assert target.url is not None
+            req = urllib.request.Request(  # noqa: S310 - an http(s) URL from the operator's config
+                target.url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": item["key"],
+                    "User-Agent": "spoolscribe-notifier",
+                },
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=target.timeout_s) as resp:  # noqa: S310
+                    return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+            except urllib.error.HTTPError as e:
+                return f"HTTP {e.code}"
+            except (urllib.error.URLError, OSError, TimeoutError) as e:
+                return f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+        env = {**os.environ, "SPOOL_NOTIFY_KEY": item["key"], "SPOOL_NOTIFY_EVENT": item["payload"]["event"]}
+        try:
+            done = subprocess.run(
+                list(target.argv), input=body, capture_output=True, timeout=target.timeout_s, env=env, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"{type(e).__name__}: {e}"
+        if done.returncode == 0:
+            return None
+        return f"exit {done.returncode}: {done.stderr.decode(errors='replace').strip()[:200]}"

@@ -1,0 +1,56 @@
+"""Why an attempt or a job failed: the ``reason`` in ``job.failed`` and in ``<name>.error.json``.
+
+A closed set, each documented here and in docs/troubleshooting.md (a test
+keeps them in step).  String-valued, so stored events stay plain JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(enum.StrEnum):
+    # the input itself: never retried
+    empty = "empty"
+    """The file has 0 bytes."""
+    bad_input = "bad_input"
+    """The decoder does not understand the file (not audio or video, or damaged from the start)."""
+    no_audio = "no_audio"
+    """A media container without an audio track (or with one holding no samples)."""
+    truncated = "truncated"
+    """The file's header promises more audio than the file holds (a copy cut short)."""
+    corrupt = "corrupt"
+    """Decoding started but the stream is damaged part-way."""
+    not_regular_file = "not_regular_file"
+    """A symlink, FIFO, device or socket: never followed or opened."""
+    invalid_options = "invalid_options"
+    """The sidecar ``<file>.json`` names an unknown option or a wrong value."""
+    input_missing = "input_missing"
+    """The input vanished from work/ (deleted by hand) before it could be transcribed."""
+    # the attempt: retried with backoff until max_attempts
+    worker_died = "worker_died"
+    """The worker process crashed or was killed (signal or exit status recorded)."""
+    hung = "hung"
+    """The worker made no progress for ``stall_s``; its process tree was killed."""
+    timeout = "timeout"
+    """The job ran longer than its hard timeout (``timeout_base_s`` + ``timeout_factor`` x duration)."""
+    probe_timeout = "probe_timeout"
+    """Hashing and probing the input took longer than ``probe_timeout_s``."""
+    engine_error = "engine_error"
+    """The engine raised an error; the traceback is in the job log."""
+    engine_unavailable = "engine_unavailable"
+    """The engine or model could not be loaded three times in a row."""
+    disk_full = "disk_full"
+    """The disk filled while the outputs were written."""
+    io_error = "io_error"
+    """Another I/O error while reading the input or writing outputs."""
+    # not the job's fault: retried at once, not counted as an attempt
+    daemon_died = "daemon_died"
+    """The daemon stopped or crashed while the job ran; it resumes from its last checkpoint."""
+    interrupted = "interrupted"
+    """The daemon was stopped (SIGTERM) while the job ran; it resumes at the next start."""
+    input_changed = "input_changed"
+    """The input was still being written; the job starts again from its final bytes."""
+    # by request
+    cancelled = "cancelled"
+    """Stopped by ``spool cancel``."""
