@@ -265,10 +265,7 @@ class Daemon:
         now = self.clock.mono()
         self._check_disk(now)
         if now - self._last_rescan >= self.settings.rescan_s:
-            self._last_rescan = now
-            if self.intake.paused_reason is None:
-                self.intake.rescan()
-                self.control.dispatch_dirty = True
+            self.rescan_now()
         if self.intake.paused_reason is None:
             nxt = self.intake.next_look_in()
             if nxt is not None and nxt <= 0:
@@ -361,9 +358,17 @@ class Daemon:
             log=logs_mod.get("ops"),
             supervised=lambda: set(self.control.runs),
             orphan=self._orphan,
-            rescan=self.intake.rescan,
+            rescan=self.rescan_now,
             counters=self.counters,
         )
+
+    def rescan_now(self) -> int:
+        """One full inbox scan; the scheduled job and the loop's own timer share one clock."""
+        self._last_rescan = self.clock.mono()
+        if self.intake.paused_reason is not None:
+            return 0
+        self.control.dispatch_dirty = True
+        return self.intake.rescan()
 
     def _orphan(self, job: Any, verdict: str, killed: bool) -> None:
         """A running job this daemon does not supervise: record it orphaned and retry it."""
