@@ -20,7 +20,7 @@ from processor.config import Settings
 from processor.joblog import RotatingLog
 from processor.lifecycle import Lifecycle
 from processor.pool import WorkerPool
-from processor.supervisor import Exit, WorkerProcess, WorkerState
+from processor.supervisor import Exit, WorkerProcess, WorkerState, kill_adopted
 from schema import events as ev
 from schema.jobs import Job, JobState
 from schema.sqlite_store import iso
@@ -289,6 +289,9 @@ class JobControl:
         """The worker is done with its job (it says ``idle`` right after): free it, or recycle it."""
         if worker.state is WorkerState.stopping:
             return
+        leftovers = worker.kill_descendants() + kill_adopted(self.pool.pids())
+        if leftovers:
+            self.log.warning("job.leftovers_killed", job_id=worker.job, worker=worker.wid, processes=leftovers)
         worker.state, worker.job = WorkerState.idle, None
         worker.jobs_done += 1
         _, rss = worker.sample(self.clock.mono())

@@ -168,6 +168,17 @@ class WorkerProcess:
         except psutil.Error:
             return []
 
+    def kill_descendants(self) -> int:
+        """Between jobs a worker has no children of its own: whatever a job left behind dies now."""
+        leftovers = self.tree()[1:]
+        for p in leftovers:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(leftovers, timeout=2)
+        if not sys.platform.startswith("linux"):  # no subreaper: find escapees by their marker
+            return len(leftovers) + sweep_marked(self.wid, exclude={self.pid})
+        return len(leftovers)
+
     def sample(self, now: float) -> tuple[float, int]:
         """(cpu % of one core since the last sample, resident bytes) over the whole tree."""
         cpu, rss = 0.0, 0
@@ -261,12 +272,12 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def sweep_marked(wid: str) -> int:
+def sweep_marked(wid: str, exclude: set[int] | None = None) -> int:
     """Kill every process whose environment carries this worker's marker."""
     n = 0
-    me = os.getpid()
+    skip = {os.getpid(), *(exclude or set())}
     for p in psutil.process_iter(["pid"]):
-        if p.info["pid"] == me:
+        if p.info["pid"] in skip:
             continue
         with contextlib.suppress(psutil.Error):
             if p.environ().get(MARKER_ENV) == wid:

@@ -220,3 +220,15 @@ def test_folder_profiles_apply_their_options(spool: Spool) -> None:
     assert jobs["german/call.wav"].options["language"] == "de"
     assert jobs["other.wav"].options["language"] is None
     assert spool.outbox_files() == ["german/call.txt", "other.json", "other.srt", "other.txt", "other.vtt"]
+
+
+@pytest.mark.parametrize("pattern", ["plain", "setsid", "double_fork", "orphan"])
+def test_descendants_die_when_a_job_succeeds(spool: Spool, pattern: str) -> None:
+    """RELIABILITY #6: a job that leaves a process behind and then succeeds leaves nothing alive."""
+    marker = f"ok-{pattern}-{time.monotonic_ns()}"
+    spool.start()
+    spool.drop("x.wav", script(duration=1, segments=1, mode="grandchild", pattern=pattern, then="ok", marker=marker))
+    (job,) = spool.wait_terminal(1)
+    assert job.state is JobState.succeeded
+    wait_for(lambda: not marked(marker), 3, what="the leftover to be killed")
+    assert "job.leftovers_killed" in spool.daemons[0].output()
