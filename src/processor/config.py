@@ -48,6 +48,7 @@ class Settings:
     )
     rescan_s: float = _f(60.0, "full inbox scan period (the watcher is only a hint)", minimum=0.1)
     force_polling: bool = _f(False, "poll the inbox instead of using change notifications (network shares)")
+    watch: bool = _f(True, "use a watcher at all; off: rely on rescans every rescan_s (filesystems without events)")
     max_attempts: int = _f(3, "attempts before an input goes to failed/", minimum=1)
     retry_backoff_s: float = _f(5.0, "delay before the 2nd attempt; doubles each time", minimum=0)
     retry_backoff_max_s: float = _f(300.0, "longest delay between attempts", minimum=0)

@@ -35,8 +35,9 @@ from processor.recovery import recover
 from processor.sdnotify import Notifier as SystemdNotifier
 from processor.supervisor import WorkerProcess, WorkerState, become_subreaper, kill_adopted
 from schema import events as ev
-from schema.errors import StoreError
+from schema.errors import DatabaseDamaged, StoreError
 from schema.jobs import JobState
+from schema.position import PositionMark
 from schema.sqlite_store import SQLiteEventStore
 from spool import faults
 from spool.layout import Layout
@@ -90,14 +91,15 @@ class Daemon:
         self.layout.ensure()
         self._lock.acquire()
         try:
+            self._mark = PositionMark(self.layout.position_mark)
+            self._mark.check_exists(self.layout.db)
             self.store = SQLiteEventStore(
                 self.layout.db, clock=self.clock.wall, create=True, backup_dir=self.layout.backups
             )
             verdict = self.store.quick_check()
             if verdict != "ok":
-                from schema.errors import DatabaseDamaged
-
                 raise DatabaseDamaged(str(self.layout.db), verdict)
+            self._mark.check(self.store.high_water(), self.layout.db)
         except BaseException:
             self._lock.release()
             raise
@@ -125,13 +127,14 @@ class Daemon:
         self._pending_cancels()
         default_key = (resolve_engine(self.settings.engine), self.settings.model)
         self.pool.ensure(default_key, self.clock.mono())  # warm one worker before the first drop
-        self.watcher = InboxWatcher(
-            self.layout.inbox,
-            lambda hint: self.queue.put(("hint", "", hint)),
-            lambda exc, n: self.queue.put(("watcher_error", "", (exc, n))),
-            force_polling=self.settings.force_polling,
-        )
-        self.watcher.start()
+        if self.settings.watch:
+            self.watcher = InboxWatcher(
+                self.layout.inbox,
+                lambda hint: self.queue.put(("hint", "", hint)),
+                lambda exc, n: self.queue.put(("watcher_error", "", (exc, n))),
+                force_polling=self.settings.force_polling,
+            )
+            self.watcher.start()
         self._last_rescan = self.clock.mono()
         self.intake.rescan()
         if self._scheduler_factory is not None:
@@ -190,6 +193,7 @@ class Daemon:
                 [ev.DaemonStopped(pid=os.getpid(), instance=self.instance, reason=self._stop_reason or "drained")],
             )
         self.store.checkpoint()
+        self._mark.record(self.store.high_water())
         self.store.close()
         self._lock.release()
         self.log.info("daemon.stopped", reason=self._stop_reason or "drained")
@@ -228,7 +232,7 @@ class Daemon:
             waits.append(nxt + 0.01)
         if self.control.next_retry_mono is not None:
             waits.append(self.control.next_retry_mono - now + 0.01)
-        waits.append(self._last_rescan + self.settings.rescan_s - now)
+        waits.append(0.0 if self.intake.more_waiting else self._last_rescan + self.settings.rescan_s - now)
         ping = self.systemd.next_ping_in(now)
         if ping is not None:
             waits.append(ping)
@@ -264,7 +268,7 @@ class Daemon:
     def tick(self) -> None:
         now = self.clock.mono()
         self._check_disk(now)
-        if now - self._last_rescan >= self.settings.rescan_s:
+        if now - self._last_rescan >= self.settings.rescan_s or self.intake.more_waiting:
             self.rescan_now()
         if self.intake.paused_reason is None:
             nxt = self.intake.next_look_in()
@@ -285,6 +289,7 @@ class Daemon:
                 for name in self.scheduler.overdue(now):  # the wall clock jumped: run it anyway
                     self.scheduler.run(name)
         self.systemd.maybe_ping(now)
+        self._mark.record(self.store.high_water())
 
     def _poll_stopping(self) -> None:
         now = self.clock.mono()

@@ -28,6 +28,8 @@ from spool.scan import Entry, Kind, look, scan
 from spool.settle import Settler
 from spool.watcher import Hint
 
+SUBMIT_PER_PASS = 256
+
 
 def new_job_id() -> str:
     """12 hex digits: random, so any 4-6 leading characters usually name one job."""
@@ -55,6 +57,7 @@ class Intake:
         self.submitted = 0
         self.last_scan_s: float | None = None
         self.last_scan_files = 0
+        self.more_waiting = False  # a scan stopped at the per-pass limit
 
     # --- hints and scans --------------------------------------------------------
 
@@ -75,11 +78,21 @@ class Intake:
                 self.consider(seen, renamed=rel in renamed and rel in hint.added)
 
     def rescan(self) -> int:
-        """Look at everything in the inbox; returns how many entries were seen."""
+        """Look at everything in the inbox; returns how many entries were seen.
+
+        At most :data:`SUBMIT_PER_PASS` files are submitted per pass, so a huge
+        backlog cannot hold the loop (signals, heartbeats, cancels) for minutes;
+        ``more_waiting`` asks the loop for another pass right away.
+        """
         t0 = self.clock.mono()
         present = set()
+        before = self.submitted
+        self.more_waiting = False
         for entry in scan(self.layout.inbox):
             present.add(entry.rel)
+            if self.submitted - before >= SUBMIT_PER_PASS:
+                self.more_waiting = True
+                continue
             self.consider(entry)
         self.settler.prune(present, self.clock.mono())
         self.last_scan_s = self.clock.mono() - t0

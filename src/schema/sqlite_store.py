@@ -200,6 +200,11 @@ class SQLiteEventStore:
             if not batch:
                 stop.wait(poll_s)
 
+    def high_water(self) -> int:
+        """The highest position ever assigned (AUTOINCREMENT's counter: compaction cannot lower it)."""
+        rows = self._read("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")
+        return int(rows[0][0])
+
     def last_position(self) -> int:
         rows = self._read("SELECT COALESCE(MAX(position), 0) FROM events")
         return int(rows[0][0])

@@ -48,6 +48,10 @@ class Layout:
         return self.state / "spool.db"
 
     @property
+    def position_mark(self) -> Path:
+        return self.state / "spool.position"
+
+    @property
     def lock(self) -> Path:
         return self.state / "daemon.lock"
 

@@ -6,6 +6,7 @@ The default run exercises each point twice and a handful of random kills;
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -111,3 +112,37 @@ def test_random_kill9_over_a_batch(spool: Spool) -> None:
             bads += bads2
     run_to_completion(spool, len(goods) + len(bads))
     assert_exactly_once(spool, goods, bads)
+
+
+def test_a_deleted_wal_is_refused_not_silently_forgotten(spool: Spool) -> None:
+    """RELIABILITY #23: committed events only in the WAL, the WAL deleted: the daemon must refuse."""
+    batch(spool, 2, 0, "wal")
+    d = spool.start()
+    spool.wait_terminal(2)
+    wal = spool.layout.db.with_name("spool.db-wal")
+    assert wal.exists() and wal.stat().st_size > 0
+    d.kill9()
+    os.unlink(wal)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(spool.layout.db.with_name("spool.db-shm"))
+    refused = spool.start(wait_ready=False)
+    assert refused.proc.wait(30) == 3
+    out = refused.output()
+    assert "the WAL was deleted or an older copy put in place" in out and "Traceback" not in out
+    assert spool.layout.db.stat().st_size > 0  # the file was left as it was
+    os.unlink(spool.layout.position_mark)  # the documented way to accept a restore
+    accepted = spool.start()
+    assert accepted.stop() == 0
+
+
+def test_a_deleted_database_is_not_recreated_empty(spool: Spool) -> None:
+    batch(spool, 1, 0, "gone")
+    d = spool.start()
+    spool.wait_terminal(1)
+    assert d.stop() == 0
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(str(spool.layout.db) + suffix)
+    refused = spool.start(wait_ready=False)
+    assert refused.proc.wait(30) == 3 and "the file is missing" in refused.output()
+    assert not spool.layout.db.exists()

@@ -201,3 +201,13 @@ def test_a_new_relative_root_is_private_and_gets_watcher_events(spool: Spool, tm
     drop(root / "inbox", "late.wav", script(duration=1, segments=1))
     wait_for(lambda: list((root / "outbox").glob("late.*")), 20, what="late.* in the outbox")
     assert daemon.stop() == 0
+
+
+def test_without_a_watcher_rescans_find_everything(spool: Spool) -> None:
+    """RELIABILITY #18: a filesystem that gives no change events (watcher off): rescans find all."""
+    spool.config.update({"SPOOL_WATCH": "false", "SPOOL_RESCAN_S": "1"})
+    spool.start()
+    for i in range(20):
+        spool.drop(f"quiet{i}.wav", script(duration=1, segments=1, n=i))
+    jobs = spool.wait_terminal(20, timeout=30)
+    assert all(j.state is JobState.succeeded for j in jobs)

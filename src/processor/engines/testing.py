@@ -133,6 +133,16 @@ def _misbehave(mode: str, step: dict[str, Any]) -> None:  # noqa: C901 - one arm
             _spawn_sleeper(step, setsid=False)  # inherits SIG_IGN
         while True:
             time.sleep(3600)
+    elif mode == "killed":  # what the kernel's OOM killer does
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "oom":  # a hard memory limit, then more than it allows
+        import resource
+
+        limit = int(step.get("limit_mb", 512)) * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        hog = []
+        while True:
+            hog.append(bytearray(64 * 2**20))
     elif mode == "error":
         raise RuntimeError(step.get("message", "scripted engine failure"))
     elif mode == "bad_input":
