@@ -41,6 +41,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
     raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}; last value {last!r}")
 
 
+def observe_for(seconds: float, check: Callable[[], None], interval: float = 0.05) -> None:
+    """Call ``check`` repeatedly for a fixed window: an observation period, not a wait for a result."""
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        check()
+        pause.wait(interval)
+
+
 def writer_pause(seconds: float) -> None:
     """The pace of a simulated slow producer (a fault we inject), not a wait for a result."""
     threading.Event().wait(seconds)

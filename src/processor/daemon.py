@@ -8,6 +8,7 @@ inbox and the queue, then exits.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import queue
@@ -83,6 +84,9 @@ class Daemon:
         self.watcher_errors = 0
         self.ready = threading.Event()
         self.systemd = SystemdNotifier(self.env)
+        self._deferred: collections.deque[Message] = collections.deque()
+        self._unsettled: set[str] = set()
+        self._store_retry_at = 0.0
 
     # --- start / stop -------------------------------------------------------------
 
@@ -204,25 +208,68 @@ class Daemon:
         while self._stop_reason is None:
             try:
                 msg = self.queue.get(timeout=self._next_wakeup())
-                self._handle(msg)
+                self._handle_safely(msg)
                 while True:
-                    self._handle(self.queue.get_nowait())
+                    self._handle_safely(self.queue.get_nowait())
             except queue.Empty:
                 pass
             try:
-                self.tick()
-            except StoreError as e:
-                # Disk full or a lock held too long: nothing was recorded, so nothing moved.
-                self.log.error("store.error", error=str(e))
-                self.intake.paused_reason = "store_error"
+                self._retry_deferred()
+                if self.clock.mono() >= self._store_retry_at:
+                    self.tick()
+            except (StoreError, OSError) as e:
+                # Disk full or a lock held too long: the step is retried; nothing half-done is lost.
+                self._store_failed(e)
             if self.once and self._drained():
                 self._stop_reason = "drained"
+
+    def _handle_safely(self, msg: Message) -> None:
+        """Handle one message; if the store refuses a write, keep the message for later, in order.
+
+        A message that failed half-way for a job whose run is already finished in
+        memory cannot be replayed: that job gets a retryable failure recorded as
+        soon as the store accepts writes again (it resumes from its checkpoint).
+        """
+        if self._deferred:
+            self._deferred.append(msg)
+            return
+        try:
+            self._handle(msg)
+        except (StoreError, OSError) as e:
+            job_id = str(msg[2].get("job")) if msg[0] == "msg" and isinstance(msg[2], dict) else ""
+            if job_id and job_id not in self.control.runs:
+                self._unsettled.add(job_id)
+            else:
+                self._deferred.append(msg)
+            self._store_failed(e)
+
+    def _retry_deferred(self) -> None:
+        if self.clock.mono() < self._store_retry_at:
+            return
+        while self._deferred:
+            self._handle(self._deferred[0])  # raises StoreError again if the store still refuses
+            self._deferred.popleft()
+        for job_id in sorted(self._unsettled):
+            job = self.store.job(job_id)
+            if job is not None:
+                self.lifecycle.settle(job, running_here=job_id in self.control.runs)
+            self._unsettled.discard(job_id)
+        if self.intake.paused_reason == "store_error":
+            self.log.warning("store.recovered")
+            self.intake.paused_reason = None
+
+    def _store_failed(self, e: StoreError | OSError) -> None:
+        self.log.error("store.error", error=str(e), deferred=len(self._deferred), unsettled=len(self._unsettled))
+        self.intake.paused_reason = "store_error"
+        self._store_retry_at = self.clock.mono() + 2.0
 
     def _next_wakeup(self) -> float:
         now = self.clock.mono()
         waits = [1.0]
         if self.control.dispatch_dirty and len(self.control.runs) < self.pool.size:
             waits.append(0.0)
+        if self._deferred or self._unsettled:
+            waits.append(0.5)  # the store refused a write: try again soon
         if any(w.state is WorkerState.stopping for w in self.pool.workers.values()):
             waits.append(0.05)
         if self.control.runs:
@@ -321,7 +368,7 @@ class Daemon:
                 self.lifecycle.cancel(job)
 
     def _check_disk(self, now: float) -> None:
-        if now - self._last_disk_check < 5.0:
+        if now - self._last_disk_check < 1.0:  # statvfs is cheap; resume within a second of space returning
             return
         self._last_disk_check = now
         free_mb = shutil.disk_usage(self.layout.root).free // 2**20

@@ -58,6 +58,7 @@ class Intake:
         self.last_scan_s: float | None = None
         self.last_scan_files = 0
         self.more_waiting = False  # a scan stopped at the per-pass limit
+        self.unclaimed: dict[str, str] = {}  # inbox path -> job submitted but not yet moved (disk full)
 
     # --- hints and scans --------------------------------------------------------
 
@@ -119,6 +120,11 @@ class Intake:
             return None
         if entry.kind is Kind.sidecar or self.paused_reason:
             return None
+        if entry.rel in self.unclaimed:  # submitted already; its claim failed: finish it, never resubmit
+            job = self.lifecycle.store.job(self.unclaimed[entry.rel])
+            if job is None or self.lifecycle.reconcile_input(job):
+                del self.unclaimed[entry.rel]
+            return job
         if entry.kind is Kind.special:
             return self._submit(entry, refused=f"it is a {_kind(entry.mode)}, not a regular file")
         if not self.settler.observe(entry.rel, entry.identity, self.clock.mono(), self.clock.wall_ns(), renamed):
@@ -147,8 +153,13 @@ class Intake:
             options_key=opt.options_key(options),
             sidecar=sidecar_rel if has_sidecar else None,
         )
-        job = self.lifecycle.submit(submitted)
+        job = self.lifecycle.append(submitted.job_id, [submitted])
         self.submitted += 1
+        try:
+            self.lifecycle.claim(job)
+        except OSError:
+            self.unclaimed[entry.rel] = job.id
+            raise
         self.log.info(
             "job.submitted",
             job_id=job.id,

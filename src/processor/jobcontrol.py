@@ -279,11 +279,12 @@ class JobControl:
         self.dispatch_dirty = True
 
     def _flush(self, run: Run, now: float) -> None:
+        """Checkpoint pending segments; they leave memory only once the event is recorded."""
         run.last_flush = now
         if run.pending:
-            segs, upto = run.pending, run.pending_upto
-            run.pending = []
+            segs, upto = list(run.pending), run.pending_upto
             self.lc.append(run.job_id, [ev.JobSegments(segments=segs, upto_s=upto)])
+            run.pending = run.pending[len(segs) :]
 
     def _release(self, worker: WorkerProcess) -> None:
         """The worker is done with its job (it says ``idle`` right after): free it, or recycle it."""

@@ -40,9 +40,28 @@ class Lifecycle:
 
     def submit(self, submitted: ev.JobSubmitted) -> Job:
         job = self.append(submitted.job_id, [submitted])
+        self.claim(job)
+        return job
+
+    def claim(self, job: Job) -> None:
         faults.point("claim")
         moves.claim(self.layout, job.id, job.source, job.sidecar)
-        return job
+
+    def settle(self, job: Job, running_here: bool) -> None:
+        """Finish whatever a failed step left undone for ``job`` (used after a refused write)."""
+        if job.state is JobState.running and not running_here:
+            self.fail(
+                job,
+                "disk_full",
+                "the result could not be recorded (a write was refused); the job runs again",
+                retryable=True,
+            )
+        elif job.state is JobState.publishing:
+            self.publish(job)
+        elif job.state is JobState.succeeded and self.layout.job_dir(job.id).exists():
+            moves.finish(self.layout, job.id, job.source, job.done_path)
+        elif job.state in (JobState.failed, JobState.cancelled) and self.layout.job_dir(job.id).exists():
+            self.quarantine(job)
 
     # --- failure --------------------------------------------------------------
 

@@ -55,7 +55,10 @@ class PositionMark:
         if high_water == self._last:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as fh:
-            fh.write(f"{high_water}\n")
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(f"{high_water}\n")
+            os.replace(tmp, self.path)
+        except OSError:
+            return  # a full disk: the mark lags (never leads); written again on the next turn
         self._last = high_water

@@ -129,6 +129,10 @@ class SQLiteEventStore:
             try:
                 yield conn
                 conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise migrate.translate(e, self.path) from e
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")

@@ -9,72 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import sqlite3
 
 import pytest
 
-from schema.jobs import JobState
-from schema.replay import verify
 from spool.faults import POINTS
-from tests.conftest import Spool, script, survivors, wait_for
+from tests.conftest import Spool
+from tests.spoolcheck import assert_exactly_once, batch, crash_at, run_to_completion
 
-FORMATS = ("json", "srt", "txt", "vtt")
 SOAK = os.environ.get("SPOOL_SOAK_SCALE", "")
-
-
-def batch(spool: Spool, good: int, bad: int, tag: str) -> tuple[list[str], list[str]]:
-    goods = [f"{tag}-good{i}.wav" for i in range(good)]
-    bads = [f"{tag}-bad{i}.wav" for i in range(bad)]
-    for i, name in enumerate(goods):
-        spool.drop(name, script(duration=2, segments=2, n=f"{tag}{i}"))
-    for i, name in enumerate(bads):
-        spool.drop(name, script(duration=1, segments=1, mode="bad_input", n=f"{tag}b{i}"))
-    return goods, bads
-
-
-def assert_exactly_once(spool: Spool, goods: list[str], bads: list[str]) -> None:
-    """Each input in exactly one terminal place; one set of outputs per success; no leftovers."""
-    jobs = spool.jobs()
-    assert all(j.state.terminal for j in jobs), [(j.source, j.state) for j in jobs if not j.state.terminal]
-    by_source: dict[str, list] = {}
-    for j in jobs:
-        by_source.setdefault(j.source, []).append(j)
-    for name in goods:
-        winners = [j for j in by_source.get(name, []) if j.state is JobState.succeeded]
-        assert len(winners) == 1, (name, by_source.get(name))
-        stem = name.rsplit(".", 1)[0]
-        assert sorted(winners[0].outputs) == sorted(f"{stem}.{e}" for e in FORMATS)
-        assert (spool.layout.done / name).exists()
-    for name in bads:
-        assert (spool.layout.failed / name).exists() and (spool.layout.failed / f"{name}.error.json").exists()
-    outbox = spool.outbox_files()
-    assert len(outbox) == len(goods) * len(FORMATS), outbox  # no "(2)" copies, no strays
-    assert not [p for p in spool.layout.outbox.rglob(".*")], "temp files left in outbox"
-    assert not list(spool.layout.work.iterdir()), list(spool.layout.work.iterdir())
-    assert not [p for p in spool.inbox.rglob("*") if p.is_file()], list(spool.inbox.rglob("*"))
-    assert len(spool.failed_files()) == 2 * len(bads)
-    store = spool.store()
-    try:
-        assert verify(store).ok
-    finally:
-        store.close()
-    conn = sqlite3.connect(spool.layout.db)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    conn.close()
-
-
-def run_to_completion(spool: Spool, total: int) -> None:
-    d = spool.start()
-    spool.wait_terminal(total, timeout=90)
-    wait_for(lambda: all(j.state.terminal for j in spool.jobs()), 30)
-    assert d.stop() == 0
-    assert survivors(str(spool.root)) == []
-
-
-def crash_at(spool: Spool, point: str, skip: int) -> int:
-    d = spool.start(wait_ready=False, SPOOL_FAULT_POINT=point, SPOOL_FAULT_SKIP=str(skip))
-    return d.proc.wait(timeout=60)
-
 
 REPEATS = 20 if SOAK else 2
 

@@ -175,3 +175,20 @@ def test_a_lock_held_past_the_deadline_is_a_clear_error(tmp_path: Path) -> None:
     s.append("job-a", [submitted("a")])  # nothing was half-written
     assert len(s.read("job-a")) == 1
     s.close()
+
+
+def test_a_full_disk_is_a_store_error_and_nothing_is_half_written(tmp_path: Path) -> None:
+    """SQLITE_FULL at COMMIT surfaces as StoreFull (not a raw sqlite3 error); the log is unchanged."""
+    from schema.errors import StoreFull
+
+    s = SQLiteEventStore(tmp_path / "x.db", create=True)
+    s.append("job-a", [submitted("a")])
+    s._conn.execute("PRAGMA max_page_count = 1")  # the database may not grow: as if the disk were full
+    big = submitted("b")
+    import dataclasses
+
+    big = dataclasses.replace(big, options={"initial_prompt": "x" * 200_000})
+    with pytest.raises(StoreFull, match="disk full"):
+        s.append("job-b", [big])
+    assert [r.stream for r in s.read_all()] == ["job-a"]
+    s.close()

@@ -98,7 +98,10 @@ class TestEngine:
                 continue
             if delay:
                 time.sleep(delay)
-            seg = {"start": start, "end": end, "text": f" segment {i + 1} of {n}."}
+            text = f" segment {i + 1} of {n}."
+            if script.get("text_size"):  # long segments: outputs large enough to fill a small disk
+                text += " words" * (int(script["text_size"]) // 6)
+            seg = {"start": start, "end": end, "text": text}
             if options.get("word_timestamps"):
                 seg["words"] = [{"word": f" segment{i + 1}", "start": start, "end": end, "probability": 1.0}]
             out.append(seg)
