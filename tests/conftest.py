@@ -112,6 +112,7 @@ class Spool:
             "SPOOL_GRACE_S": "1",
             "SPOOL_FREE_DISK_FLOOR_MB": "0",
             "SPOOL_LOG_LEVEL": "debug",
+            "SPOOL_RECENT_S": "0",  # bad inputs are quarantined at once (test_stalled_writer sets it)
         }
 
     @property

@@ -46,6 +46,12 @@ class Settings:
     trust_mtime: bool = _f(
         True, "take files whose mtime is older than settle_s at once (off on shares with skewed clocks)"
     )
+    recent_s: float = _f(
+        30.0,
+        "an input written this recently that looks incomplete is looked at again before "
+        "it is quarantined (writers that pause)",
+        minimum=0,
+    )
     rescan_s: float = _f(60.0, "full inbox scan period (the watcher is only a hint)", minimum=0.1)
     force_polling: bool = _f(False, "poll the inbox instead of using change notifications (network shares)")
     watch: bool = _f(True, "use a watcher at all; off: rely on rescans every rescan_s (filesystems without events)")

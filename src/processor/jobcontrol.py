@@ -239,7 +239,7 @@ class JobControl:
             run.log.line(f"{iso(self.clock.wall())} error {msg.get('reason')}: {msg.get('message')}")
             if msg.get("reason") == "input_changed":
                 self.lc.input_changed(job, force=True)
-            else:
+            elif self.lc.unsettled_retry(job, str(msg.get("reason")), str(msg.get("message"))) is None:
                 self.lc.fail(job, str(msg.get("reason")), str(msg.get("message")), retryable=bool(msg.get("retryable")))
 
     def _on_probe(self, worker: WorkerProcess, run: Run, msg: dict[str, Any], now: float) -> None:

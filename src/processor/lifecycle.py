@@ -16,6 +16,7 @@ from processor.clock import Clock
 from processor.config import Settings
 from schema import events as ev
 from schema.jobs import Job, JobState
+from schema.reasons import INPUT_CONTENT, Reason
 from schema.sqlite_store import SQLiteEventStore, iso, out_key
 from spool import faults, moves, names
 from spool.layout import Layout
@@ -272,6 +273,42 @@ class Lifecycle:
         job = self.append(job.id, [ev.JobInputChanged(size=st.st_size, mtime_ns=st.st_mtime_ns, not_before=wait)])
         self.log.warning("job.input_changed", job_id=job.id, size=st.st_size)
         return job
+
+    def unsettled_retry(self, job: Job, reason: str, message: str) -> Job | None:
+        """An input-content failure of a file still being written: restart, look again later, or None.
+
+        None means the failure stands (the file is settled, or it had its second look already).
+        """
+        if reason not in INPUT_CONTENT:
+            return None
+        changed = self.input_changed(job)
+        if changed is not None:
+            return changed
+        try:
+            mtime = os.stat(self.input_path(job)).st_mtime
+        except FileNotFoundError:
+            return None
+        age = self.clock.wall().timestamp() - mtime
+        looked_again = any(
+            isinstance(r.event, ev.JobFailed) and r.event.reason == Reason.input_unsettled
+            for r in self.store.read(ev.job_stream(job.id))
+        )
+        if age >= self.settings.recent_s or looked_again:
+            return None
+        wait = max(self.settings.settle_s, self.settings.recent_s - age)
+        failed = ev.JobFailed(
+            reason=Reason.input_unsettled,
+            message=f"{message} - but the file was written {age:.1f} s ago; looking again in {wait:.0f} s",
+            retryable=True,
+            final=False,
+            attempt=job.attempts,
+            counted=False,
+        )
+        retry = ev.JobRetryScheduled(
+            attempt=job.attempts, not_before=policy.not_before(self.clock.wall(), wait), delay_s=wait
+        )
+        self.log.warning("job.input_unsettled", job_id=job.id, reason=reason, age_s=round(age, 1))
+        return self.append(job.id, [failed, retry])
 
     def reconcile_input(self, job: Job) -> bool:
         """Make sure a live job's input is in work/<job>/; finish an interrupted claim or requeue."""

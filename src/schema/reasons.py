@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+INPUT_CONTENT = frozenset({"empty", "bad_input", "no_audio", "truncated", "corrupt"})
+
 
 class Reason(enum.StrEnum):
     # the input itself: never retried
@@ -51,6 +53,9 @@ class Reason(enum.StrEnum):
     """The daemon was stopped (SIGTERM) while the job ran; it resumes at the next start."""
     input_changed = "input_changed"
     """The input was still being written; the job starts again from its final bytes."""
+    input_unsettled = "input_unsettled"
+    """The input looked incomplete but was written to within ``recent_s``: it is looked at once more
+    (a writer that paused longer than ``settle_s``) before it can be quarantined."""
     # by request
     cancelled = "cancelled"
     """Stopped by ``spool cancel``."""

@@ -211,3 +211,22 @@ def test_without_a_watcher_rescans_find_everything(spool: Spool) -> None:
         spool.drop(f"quiet{i}.wav", script(duration=1, segments=1, n=i))
     jobs = spool.wait_terminal(20, timeout=30)
     assert all(j.state is JobState.succeeded for j in jobs)
+
+
+def test_a_writer_that_pauses_is_not_quarantined_for_it(spool: Spool, tmp_path: Path) -> None:
+    """RELIABILITY #12 (stall): taken half-written, judged truncated - looked at again, then done from the
+    final bytes."""
+    spool.config.update({"SPOOL_SETTLE_S": "0.3", "SPOOL_RECENT_S": "3"})
+    spool.start()
+    full = sine_wav(tmp_path / "full.wav", 6.0)
+    path = spool.inbox / "paused.wav"
+    with open(path, "wb") as fh:
+        fh.write(full[: len(full) // 3])  # the header promises 6 s
+        fh.flush()
+        wait_for(lambda: any(j.state.value != "queued" for j in spool.jobs()), 20, what="the partial file taken")
+        wait_for(lambda: "job.input_unsettled" in spool.daemons[0].output(), 20, what="the second look")
+        fh.write(full[len(full) // 3 :])  # the writer goes on
+    (job,) = spool.wait_terminal(1, timeout=30)
+    assert job.state is JobState.succeeded and job.size == len(full)
+    assert abs((job.duration_s or 0) - 6.0) < 0.1
+    assert not spool.failed_files()
