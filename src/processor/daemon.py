@@ -128,6 +128,8 @@ class Daemon:
             on_spawn=lambda: faults.point("spawn"),
         )
         self.control = JobControl(self.lifecycle, self.pool, self.settings, self.clock, self.log)
+        for job in self.store.jobs([JobState.publishing]):  # held when the last daemon stopped
+            self.control.hold(job.id, self.lifecycle.quiet_wait(job))
         self._pending_cancels()
         default_key = (resolve_engine(self.settings.engine), self.settings.model)
         self.pool.ensure(default_key, self.clock.mono())  # warm one worker before the first drop
@@ -279,6 +281,9 @@ class Daemon:
             waits.append(nxt + 0.01)
         if self.control.next_retry_mono is not None:
             waits.append(self.control.next_retry_mono - now + 0.01)
+        held = self.control.next_hold_in(now)
+        if held is not None:
+            waits.append(held + 0.01)
         waits.append(0.0 if self.intake.more_waiting else self._last_rescan + self.settings.rescan_s - now)
         ping = self.systemd.next_ping_in(now)
         if ping is not None:

@@ -8,6 +8,7 @@ job fail at once with a message saying which key is wrong.
 
 from __future__ import annotations
 
+import collections
 import os
 import posixpath
 import secrets
@@ -59,6 +60,7 @@ class Intake:
         self.last_scan_files = 0
         self.more_waiting = False  # a scan stopped at the per-pass limit
         self.unclaimed: dict[str, str] = {}  # inbox path -> job submitted but not yet moved (disk full)
+        self._backlog: collections.deque[Entry] = collections.deque()
 
     # --- hints and scans --------------------------------------------------------
 
@@ -83,22 +85,36 @@ class Intake:
 
         At most :data:`SUBMIT_PER_PASS` files are submitted per pass, so a huge
         backlog cannot hold the loop (signals, heartbeats, cancels) for minutes;
-        ``more_waiting`` asks the loop for another pass right away.
+        the rest of the scan is kept and worked through on the next passes
+        (``more_waiting``), each entry looked at again just before it is taken.
         """
         t0 = self.clock.mono()
+        if self._backlog:
+            self._drain_backlog()
+            return len(self._backlog)
         present = set()
-        before = self.submitted
-        self.more_waiting = False
+        entries = []
         for entry in scan(self.layout.inbox):
             present.add(entry.rel)
-            if self.submitted - before >= SUBMIT_PER_PASS:
-                self.more_waiting = True
-                continue
-            self.consider(entry)
+            entries.append(entry)
         self.settler.prune(present, self.clock.mono())
         self.last_scan_s = self.clock.mono() - t0
         self.last_scan_files = len(present)
+        self._backlog.extend(entries)
+        self._drain_backlog()
         return len(present)
+
+    def _drain_backlog(self) -> None:
+        before = self.submitted
+        while self._backlog and self.submitted - before < SUBMIT_PER_PASS:
+            entry = self._backlog.popleft()
+            if self._backlog and entry.kind is Kind.candidate:
+                fresh = look(self.layout.inbox, entry.rel)  # the scan may be minutes old by now
+                if fresh is None:
+                    continue
+                entry = fresh
+            self.consider(entry)
+        self.more_waiting = bool(self._backlog)
 
     def recheck_pending(self) -> None:
         """Look again at remembered, unsettled files whose settle time has come."""
@@ -126,12 +142,13 @@ class Intake:
                 del self.unclaimed[entry.rel]
             return job
         if entry.kind is Kind.special:
-            return self._submit(entry, refused=f"it is a {_kind(entry.mode)}, not a regular file")
-        if not self.settler.observe(entry.rel, entry.identity, self.clock.mono(), self.clock.wall_ns(), renamed):
+            return self._submit(entry, "special", refused=f"it is a {_kind(entry.mode)}, not a regular file")
+        how = self.settler.observe(entry.rel, entry.identity, self.clock.mono(), self.clock.wall_ns(), renamed)
+        if how is None:
             return None
-        return self._submit(entry)
+        return self._submit(entry, how)
 
-    def _submit(self, entry: Entry, refused: str | None = None) -> Job:
+    def _submit(self, entry: Entry, settled_by: str, refused: str | None = None) -> Job:
         sidecar_rel = names.sidecar_of(entry.rel)
         has_sidecar = os.path.lexists(self.layout.inbox / sidecar_rel)
         profile_name, profile = opt.profile_for(entry.rel, self.settings.profiles)
@@ -152,11 +169,14 @@ class Intake:
             options=options,
             options_key=opt.options_key(options),
             sidecar=sidecar_rel if has_sidecar else None,
+            settled_by=settled_by,
         )
         job = self.lifecycle.append(submitted.job_id, [submitted])
         self.submitted += 1
         try:
             self.lifecycle.claim(job)
+        except FileNotFoundError:  # gone between the look and the move: record it honestly
+            return self.lifecycle.fail_now(job, "input_missing", "the file was removed from the inbox as it was taken")
         except OSError:
             self.unclaimed[entry.rel] = job.id
             raise

@@ -67,6 +67,7 @@ class JobControl:
         self.dispatch_dirty = True
         self.next_retry_mono: float | None = None
         self.log_write_errors = 0
+        self.holding: dict[str, float] = {}  # job id -> monotonic time its input will have been quiet
 
     # --- dispatch ---------------------------------------------------------------
 
@@ -228,13 +229,17 @@ class JobControl:
             job = self._job(run)
             if kind == "result":
                 if self.lc.input_changed(job) is None:
+                    wait = self.lc.quiet_wait(job)
                     self.lc.transcribed(
                         job,
                         list(msg["outputs"]),
                         str(msg.get("language") or ""),
                         float(msg["duration_s"]),
                         float(msg["elapsed_s"]),
+                        publish=wait <= 0,
                     )
+                    if wait > 0:
+                        self.hold(job.id, wait)
                 return
             run.log.line(f"{iso(self.clock.wall())} error {msg.get('reason')}: {msg.get('message')}")
             if msg.get("reason") == "input_changed":
@@ -303,9 +308,27 @@ class JobControl:
 
     # --- time-driven ------------------------------------------------------------
 
+    def hold(self, job_id: str, wait_s: float) -> None:
+        self.holding[job_id] = self.clock.mono() + wait_s
+        self.log.info("job.held", job_id=job_id, wait_s=round(wait_s, 1))
+
+    def _publish_quiet(self, now: float) -> None:
+        for job_id, due in sorted(self.holding.items(), key=lambda kv: kv[1]):
+            if now < due:
+                continue
+            del self.holding[job_id]
+            job = self.store.job(job_id)
+            if job is not None and job.state is JobState.publishing:
+                self.lc.publish_when_quiet(job)  # any write since moved the mtime: that restarts the job
+                self.dispatch_dirty = True
+
+    def next_hold_in(self, now: float) -> float | None:
+        return max(0.0, min(self.holding.values()) - now) if self.holding else None
+
     def tick(self) -> None:
         now = self.clock.mono()
         self._check_starting(now)
+        self._publish_quiet(now)
         for run in list(self.runs.values()):
             worker = self.pool.workers.get(run.wid)
             if worker is None or run.stop is not None:

@@ -164,7 +164,9 @@ class Lifecycle:
 
         return names.choose_stem(candidate, taken)
 
-    def transcribed(self, job: Job, staged: list[str], language: str, duration_s: float, elapsed_s: float) -> Job:
+    def transcribed(
+        self, job: Job, staged: list[str], language: str, duration_s: float, elapsed_s: float, *, publish: bool = True
+    ) -> Job:
         event = ev.JobTranscribed(
             out_stem=self.choose_out_stem(job),
             outputs=staged,
@@ -173,7 +175,28 @@ class Lifecycle:
             elapsed_s=elapsed_s,
         )
         job = self.append(job.id, [event], key=f"{job.id}:a{job.total_attempts}:transcribed")
-        return self.publish(job)
+        return self.publish(job) if publish else job
+
+    def quiet_wait(self, job: Job) -> float:
+        """Seconds until the input has been quiet for ``recent_s``.
+
+        A renamed file is complete by the producer's word and publishes at once; any other may
+        belong to a writer that merely paused, so its transcript waits until the file is
+        ``recent_s`` old (an old file waits not at all; DESIGN: a job whose input goes on
+        changing starts again from the final bytes).
+        """
+        if job.settled_by in ("rename", "special"):
+            return 0.0
+        try:
+            mtime = os.stat(self.input_path(job)).st_mtime
+        except FileNotFoundError:
+            return 0.0
+        return max(0.0, self.settings.recent_s - (self.clock.wall().timestamp() - mtime))
+
+    def publish_when_quiet(self, job: Job) -> Job:
+        """Publish a held job, or start it again if its input moved on while it waited."""
+        changed = self.input_changed(job)
+        return changed if changed is not None else self.publish(job)
 
     def publish(self, job: Job) -> Job:
         """Staged outputs into outbox/, then ``job.succeeded``, then the input to done/."""

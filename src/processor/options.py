@@ -25,7 +25,7 @@ _SIDECAR_KEYS = {
     "language": "a language code such as 'en' or 'de', or null to detect",
     "task": "'transcribe' or 'translate'",
     "word_timestamps": "true or false",
-    "initial_prompt": f"text of at most {MAX_PROMPT} characters, or null",
+    "initial_prompt": f"text of at most {MAX_PROMPT} characters without control characters, or null",
     "formats": f"a list drawn from {', '.join(FORMATS)}",
     "beam_size": "an integer from 1 to 10",
 }
@@ -53,7 +53,11 @@ def _check(key: str, value: Any) -> bool:
     if key == "word_timestamps":
         return isinstance(value, bool)
     if key == "initial_prompt":
-        return value is None or (isinstance(value, str) and len(value) <= MAX_PROMPT)
+        return value is None or (
+            isinstance(value, str)
+            and len(value) <= MAX_PROMPT
+            and not any(ord(c) < 32 and c not in "\n\t" for c in value)
+        )
     if key == "formats":
         return isinstance(value, list) and len(value) > 0 and all(isinstance(f, str) and f in FORMATS for f in value)
     if key == "beam_size":

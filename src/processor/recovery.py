@@ -45,8 +45,8 @@ def recover(lifecycle: Lifecycle, grace_s: float, log: Any) -> RecoveryReport:
     for job in live:
         if job.state is JobState.running:
             _orphan(lifecycle, job, grace_s, report)
-        elif job.state is JobState.publishing:
-            lifecycle.publish(job)
+        elif job.state is JobState.publishing and lifecycle.quiet_wait(job) <= 0:
+            lifecycle.publish_when_quiet(job)
             report.published.append(job.id)
     for job in store.jobs([JobState.queued, JobState.retry_wait]):
         if not lifecycle.reconcile_input(job):

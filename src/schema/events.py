@@ -49,6 +49,7 @@ class JobSubmitted(Event):
     options: dict[str, Any] = field(default_factory=dict)  # resolved, validated
     options_key: str = ""  # digest of the options that change a transcript
     sidecar: str | None = None  # inbox-relative sidecar moved along with the input
+    settled_by: str = "looks"  # rename | mtime (complete on arrival) | looks (stood still settle_s) | special
 
 
 @dataclass(frozen=True, kw_only=True)

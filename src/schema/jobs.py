@@ -61,7 +61,7 @@ TRANSITIONS: dict[str, frozenset[JobState] | None] = {
     ev.JobCancelRequested.type: frozenset(JobState),
     ev.JobCancelled.type: frozenset({JobState.queued, JobState.running, JobState.retry_wait}),
     ev.JobRequeued.type: frozenset({JobState.failed, JobState.cancelled}),
-    ev.JobInputChanged.type: frozenset({JobState.running, JobState.retry_wait, JobState.queued}),
+    ev.JobInputChanged.type: frozenset({JobState.running, JobState.retry_wait, JobState.queued, JobState.publishing}),
 }
 
 
@@ -80,6 +80,7 @@ class Job:
     sidecar: str | None
     submitted_at: str
     updated_at: str
+    settled_by: str = "looks"
     attempts: int = 0  # attempts started in the current round (reset by a requeue)
     total_attempts: int = 0
     worker: str | None = None
@@ -155,6 +156,7 @@ def apply(job: Job | None, event: ev.Event, *, at: str, version: int) -> Job:
             options=dict(event.options),
             options_key=event.options_key,
             sidecar=event.sidecar,
+            settled_by=event.settled_by,
             submitted_at=at,
             updated_at=at,
         )

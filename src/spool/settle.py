@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+RENAME, MTIME, LOOKS = "rename", "mtime", "looks"
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -52,11 +54,16 @@ class Settler:
         """Remember that inode (dev, ino) lived under a temp name at ``now``."""
         self._temp_inodes[(dev, ino)] = now
 
-    def observe(self, rel: str, ident: Identity, now: float, wall_ns: int, renamed: bool = False) -> bool:
-        """Look at ``rel`` with identity ``ident``; True when it is complete."""
+    def observe(self, rel: str, ident: Identity, now: float, wall_ns: int, renamed: bool = False) -> str | None:
+        """Look at ``rel`` with identity ``ident``: None while incomplete, else how it was judged complete.
+
+        ``rename`` means complete by the producer's word; ``mtime`` and ``looks`` mean only that it
+        stood still for ``settle_s``, so a writer may still be pausing (the daemon holds its outputs
+        until the file has been quiet for ``recent_s``).
+        """
         if ident.size > 0 and (renamed or (ident.dev, ident.ino) in self._temp_inodes):
             self._forget(rel, ident)
-            return True
+            return RENAME
         if (
             self.trust_mtime
             and ident.size > 0
@@ -64,15 +71,15 @@ class Settler:
             and wall_ns - ident.mtime_ns >= self.settle_s * 1e9
         ):
             self._forget(rel, ident)
-            return True
+            return MTIME
         seen = self._seen.get(rel)
         if seen is None or seen.identity != ident:
             self._seen[rel] = _Seen(ident, now)
-            return False
+            return None
         if now - seen.since >= self.settle_s:
             self._forget(rel, ident)
-            return True
-        return False
+            return LOOKS
+        return None
 
     def next_look(self, now: float) -> float | None:
         """Seconds until the earliest remembered file may settle (None: nothing pending)."""

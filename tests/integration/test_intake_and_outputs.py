@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -230,3 +231,35 @@ def test_a_writer_that_pauses_is_not_quarantined_for_it(spool: Spool, tmp_path: 
     assert job.state is JobState.succeeded and job.size == len(full)
     assert abs((job.duration_s or 0) - 6.0) < 0.1
     assert not spool.failed_files()
+
+
+def test_a_transcript_of_an_in_place_file_waits_until_it_is_quiet(spool: Spool) -> None:
+    """A writer that stalls longer than settle_s after the job already transcribed: no transcript of the
+    partial bytes is published; the job starts again from the final ones."""
+    spool.config.update({"SPOOL_SETTLE_S": "0.3", "SPOOL_RECENT_S": "2"})
+    spool.start()
+    head = script(duration=1, segments=1) + b"\n"
+    path = spool.inbox / "stalls.wav"
+    with open(path, "wb") as fh:
+        fh.write(head + b"a" * 100)
+        fh.flush()
+        wait_for(lambda: "job.held" in spool.daemons[0].output(), 20, what="the transcript held")
+        assert spool.outbox_files() == []
+        fh.write(b"b" * 100)  # the writer goes on after a pause longer than settle_s
+    (job,) = spool.wait_terminal(1, timeout=30)
+    assert job.state is JobState.succeeded and job.size == len(head) + 200
+    s = spool.store()
+    types = [r.type for r in s.read(ev.job_stream(job.id))]
+    s.close()
+    assert "job.input_changed" in types and types.count("job.transcribed") == 2
+    manifest = json.loads((spool.layout.outbox / "stalls.json").read_text())["spoolscribe"]
+    assert manifest["sha256"] == hashlib.sha256((spool.layout.done / "stalls.wav").read_bytes()).hexdigest()
+
+
+def test_a_renamed_file_is_never_held(spool: Spool) -> None:
+    spool.config.update({"SPOOL_RECENT_S": "60"})
+    spool.start()
+    spool.drop("renamed.wav", script(duration=1, segments=1))
+    (job,) = spool.wait_terminal(1, timeout=20)
+    assert job.state is JobState.succeeded and job.settled_by == "rename"
+    assert "job.held" not in spool.daemons[0].output()

@@ -50,6 +50,7 @@ EXPECTED = {
     ("job.input_changed", JobState.running): JobState.retry_wait,
     ("job.input_changed", JobState.retry_wait): JobState.retry_wait,
     ("job.input_changed", JobState.queued): JobState.retry_wait,
+    ("job.input_changed", JobState.publishing): JobState.retry_wait,
     **{("job.cancel_requested", s): s for s in JobState},
 }
 

@@ -38,8 +38,8 @@ def read_script(fh: BinaryIO) -> dict[str, Any] | None:
     head = fh.read(64 * 1024)
     if not head.startswith(MAGIC):
         return None
-    try:
-        script = json.loads(head[len(MAGIC) :].decode())
+    try:  # the script is the first line; whatever follows is payload (size for hashing, writers)
+        script = json.loads(head[len(MAGIC) :].split(b"\n", 1)[0].decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadInput(f"test script is not JSON: {e}") from None
     return script if isinstance(script, dict) else {}
