@@ -42,8 +42,9 @@ lint: setup
 	$(VENV)/bin/mypy
 
 reliability: setup
-	$(VENV)/bin/python -m pytest -m soak -p no:randomly $(PYTEST_ARGS)
-	$(VENV)/bin/python -m bench.reliability_report
+	rm -f bench/results/reliability.jsonl
+	$(VENV)/bin/python -m pytest -m soak tests/reliability $(PYTEST_ARGS); status=$$?; \
+	  $(VENV)/bin/python -m bench.reliability_report; exit $$status
 
 bench: setup
 	$(VENV)/bin/python -m bench.run
