@@ -43,7 +43,7 @@ lint: setup
 
 reliability: setup
 	rm -f bench/results/reliability.jsonl
-	$(VENV)/bin/python -m pytest -m soak tests/reliability $(PYTEST_ARGS); status=$$?; \
+	$(VENV)/bin/python -m pytest -m soak tests/reliability --timeout=7200 $(PYTEST_ARGS); status=$$?; \
 	  $(VENV)/bin/python -m bench.reliability_report; exit $$status
 
 bench: setup

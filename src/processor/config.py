@@ -88,6 +88,9 @@ class Settings:
     reports_keep: int = _f(168, "health reports kept (plus latest.json)", minimum=1)
     metrics_window_s: float = _f(3600.0, "window of the windowed metrics (orphans, errors, throughput)", minimum=1)
     stuck_after_s: float = _f(60.0, "a running job without progress this long counts as stuck", minimum=0.1)
+    metrics_port: int = _f(0, "serve Prometheus /metrics on this port (0: off)", minimum=0)
+    metrics_addr: str = _f("127.0.0.1", "address the /metrics endpoint binds to")
+    metrics_textfile: str = _f("", "also write the metrics to this file (node_exporter textfile collector)")
     alerts: dict[str, dict[str, Any]] = _f({}, "alert rules added or overridden: [alerts.<name>]")
     notify: dict[str, Any] = _f({}, "notification targets: [[notify.webhooks]], [[notify.commands]]")
 
