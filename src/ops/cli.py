@@ -42,6 +42,31 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     return alerts_mod.EXIT_CODES[report["status"]]
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the health report now (JSON and HTML) and print where."""
+    from ops import html_report
+
+    layout = Layout(settings.root)
+    store = _store(settings)
+    try:
+        now = datetime.now(UTC)
+        report = report_mod.build(store, layout, settings, now)
+        report_mod.write(report, layout.reports, settings.reports_keep)
+        page = html_report.write(report, store, now, layout.logs, layout.reports)
+    finally:
+        store.close()
+    latest = layout.reports / "latest.html"
+    if args.json:
+        sys.stdout.write(json.dumps({"html": str(latest), "snapshot": str(page), "status": report["status"]}) + "\n")
+    else:
+        sys.stdout.write(f"{latest}\n")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(latest.as_uri())
+    return 0
+
+
 def top_snapshot(settings: Settings, store: SQLiteEventStore) -> dict[str, Any]:
     from processor.cli import status_data
 
@@ -109,5 +134,7 @@ def _top_loop(screen: Any, settings: Settings, store: SQLiteEventStore, interval
 
 def register(add: Add) -> None:
     add("health", cmd_health, "health report now; exit 0 ok, 1 warning, 2 critical")
+    report = add("report", cmd_report, "write the health report now (state/reports/latest.html) and print its path")
+    report.add_argument("--open", action="store_true", help="also open it in a web browser, where there is one")
     top = add("top", cmd_top, "live view of running jobs, workers, queue and alerts (q quits)")
     top.add_argument("--interval", type=float, default=0.5, help="refresh period in seconds (<= 1)")

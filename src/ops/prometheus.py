@@ -30,6 +30,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ops import metrics as metrics_mod
 from processor.config import Settings
@@ -61,7 +62,7 @@ class Histogram:
 
     def family(self, name: str, doc: str) -> HistogramMetricFamily:
         cumulative, running = [], 0
-        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True):
             running += count
             cumulative.append((bound, running))
         return HistogramMetricFamily(name, doc, buckets=cumulative, sum_value=self.total)

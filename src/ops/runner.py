@@ -14,9 +14,9 @@ from typing import Any
 
 from ops import alerts as alerts_mod
 from ops import backup as backup_mod
+from ops import html_report, retention, sweep
 from ops import metrics as metrics_mod
 from ops import report as report_mod
-from ops import retention, sweep
 from ops.context import OpsContext
 from ops.notify import Notifier, parse
 from processor.supervisor import kill_recorded
@@ -48,6 +48,7 @@ class OpsRunner:
         self.last_report: dict[str, Any] | None = None
         self.runs: dict[str, int] = dict.fromkeys(self.periods, 0)
         self.scheduler: Any = None
+        self.exporter: Any = None  # ops.prometheus.Exporter when metrics are exported
 
     def run(self, name: str) -> None:
         """Run one job now; a failing job is logged, never fatal to the daemon."""
@@ -89,6 +90,8 @@ class OpsRunner:
             counters=self.ctx.counters(),
         )
         self.last_metrics = m
+        if self.exporter is not None:
+            self.exporter.write_textfile()
         evaluation = alerts_mod.evaluate(self.rules, m)
         firing = {a["rule"] for a in store.firing_alerts()}
         raised, resolved = alerts_mod.transitions(self.rules, evaluation, firing)
@@ -117,10 +120,11 @@ class OpsRunner:
             self.notifier.poke()
 
     def job_report(self) -> None:
-        report = report_mod.build(
-            self.ctx.store, self.ctx.layout, self.ctx.settings, self.ctx.now(), self.ctx.counters()
-        )
+        now = self.ctx.now()
+        report = report_mod.build(self.ctx.store, self.ctx.layout, self.ctx.settings, now, self.ctx.counters())
         path = report_mod.write(report, self.ctx.layout.reports, self.ctx.settings.reports_keep)
+        html_report.write(report, self.ctx.store, now, self.ctx.layout.logs, self.ctx.layout.reports)
+        html_report.prune(self.ctx.layout.reports, self.ctx.settings.reports_keep)
         self.last_report = report
         self.ctx.store.append(ev.DAEMON_STREAM, [ev.ReportWritten(path=str(path), status=report["status"])])
         for hook in self.ctx.extra.get("report_hooks", []):

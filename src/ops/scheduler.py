@@ -30,6 +30,8 @@ class Scheduled:
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=False)
         self.runner.notifier.stop()
+        if self.runner.exporter is not None:
+            self.runner.exporter.stop()
 
 
 def start(ctx: OpsContext, request: Callable[[str], None]) -> Scheduled:
@@ -46,4 +48,12 @@ def start(ctx: OpsContext, request: Callable[[str], None]) -> Scheduled:
     scheduler.start()
     runner.scheduler = scheduler
     runner.notifier.start()
+    s = ctx.settings
+    if s.metrics_port or s.metrics_textfile:
+        from ops.prometheus import Exporter, SpoolCollector
+
+        runner.exporter = Exporter(SpoolCollector(ctx.layout, s, ctx.now, ctx.counters), s)
+        port = runner.exporter.start()
+        if port:
+            ctx.log.info("metrics.serving", url=f"http://{s.metrics_addr}:{port}/metrics")
     return Scheduled(runner, scheduler)

@@ -131,3 +131,24 @@ def test_top_draws_and_quits_on_q(spool: Spool) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0 and time.monotonic() - t0 < 2.0
     os.close(fd)
+
+
+def test_a_running_daemon_serves_metrics_and_writes_the_html_report(spool: Spool) -> None:
+    from tests.ops.test_prometheus import free_port, scrape
+
+    port = free_port()
+    spool.config.update({"SPOOL_METRICS_PORT": str(port), "SPOOL_METRICS_S": "0.5"})
+    d = spool.start()
+    spool.drop("m.wav", script(duration=3, segments=1))
+    spool.wait_terminal(1)
+
+    def counted() -> dict | None:
+        metrics = scrape(port)
+        return metrics if metrics["spoolscribe_jobs_total"].get((("state", "succeeded"),)) else None
+
+    m = wait_for(counted, 10, what="the success counted")
+    assert m["spoolscribe_audio_seconds_total"][()] == 3.0
+    assert f"http://127.0.0.1:{port}/metrics" in d.output()
+    wait_for(lambda: (spool.layout.reports / "latest.html").exists(), 10, what="the start-up HTML report")
+    out = spool.cli("report", "--root", str(spool.root), check=True)
+    assert out.stdout.strip() == str(spool.layout.reports / "latest.html")
