@@ -36,13 +36,14 @@ def ceiling(engine: str, clips: list[Path], threads: int) -> dict[str, Any]:
     return data
 
 
-def through_spool(engine: str, clips: list[Path], workers: int, threads: int) -> dict[str, Any]:
+def through_spool(engine: str, clips: list[Path], workers: int, threads: int, **config: str) -> dict[str, Any]:
     d = Daemon(
         SPOOL_ENGINE=engine,
         SPOOL_WORKERS=str(workers),
         SPOOL_THREADS=str(threads),
         SPOOL_DUPLICATES="rerun",
         SPOOL_HEARTBEAT_S="1",
+        **config,
     ).init()
     try:
         d.start()
@@ -130,4 +131,18 @@ def compare(engine: str, clips: list[Path], rounds: int, workers: int, threads: 
         "spool_peak_worker_rss_mb": round(max(r["peak_worker_rss_mb"] for r in b_runs)),
         "ceiling_runs_x": [round(r["x_real_time"], 2) for r in a_runs],
         "spool_runs_x": [round(r["x_real_time"], 2) for r in b_runs],
+    }
+
+
+def cold_vs_warm(engine: str, clips: list[Path]) -> dict[str, Any]:
+    """Per-job cost through the spool with a fresh worker per job (max_jobs_per_worker=1) vs warm workers."""
+    warm = through_spool(engine, clips, workers=1, threads=0)
+    cold = through_spool(engine, clips, workers=1, threads=0, SPOOL_MAX_JOBS_PER_WORKER="1")
+    n = len(clips)
+    return {
+        "engine": engine,
+        "jobs": n,
+        "warm_s_per_job": round(warm["elapsed_s"] / n, 3),
+        "cold_s_per_job": round(cold["elapsed_s"] / n, 3),
+        "cold_overhead_s_per_job": round((cold["elapsed_s"] - warm["elapsed_s"]) / n, 3),
     }

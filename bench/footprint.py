@@ -32,3 +32,34 @@ def idle(window_s: float, engine: str = "auto") -> dict[str, Any]:
         }
     finally:
         d.cleanup()
+
+
+def busy(window_s: float, workers: int = 2) -> dict[str, Any]:
+    """The daemon's own CPU while ``workers`` jobs run (test engine, slow jobs): its per-running-job cost."""
+    from bench.common import wait
+
+    d = Daemon(SPOOL_ENGINE="test", SPOOL_WORKERS=str(workers), SPOOL_HEARTBEAT_S="5").init().start()
+    try:
+        assert d.proc is not None
+        daemon = psutil.Process(d.proc.pid)
+        for i in range(workers * 4):
+            (d.inbox / f".b{i}.part").write_bytes(
+                b'SPOOLTEST {"duration": 600, "segments": 600, "delay_s": 0.1, "n": %d}' % i
+            )
+            (d.inbox / f".b{i}.part").rename(d.inbox / f"b{i}.wav")
+        store = d.store()
+        wait(lambda: store.count_by_state().get("running", 0) == workers, 60, "jobs running")
+        store.close()
+        c0 = daemon.cpu_times()
+        threading.Event().wait(window_s)
+        c1 = daemon.cpu_times()
+        cpu = 100 * ((c1.user + c1.system) - (c0.user + c0.system)) / window_s
+        return {
+            "workers": workers,
+            "window_s": window_s,
+            "daemon_cpu_pct": round(cpu, 2),
+            "per_running_job_pct": round(cpu / workers, 2),
+            "daemon_rss_mb": round(daemon.memory_info().rss / 2**20, 1),
+        }
+    finally:
+        d.cleanup()

@@ -72,3 +72,87 @@ def appends(n: int = 2000) -> dict[str, Any]:
         batched = n / (time.perf_counter() - t0)
         store.close()
     return {"single_per_s": round(single), "batch100_per_s": round(batched)}
+
+
+def big_store(jobs: int, events: int) -> Path:
+    """A database with ``jobs`` finished jobs and about ``events`` events in all (heartbeats pad it)."""
+    tmp = Path(tempfile.mkdtemp(prefix="spoolbench-big-")) / "spool"
+    (tmp / "state").mkdir(parents=True)
+    for d in ("inbox", "outbox", "work", "failed", "done", "logs"):
+        (tmp / d).mkdir()
+    store = SQLiteEventStore(tmp / "state" / "spool.db", create=True)
+    beats = max(0, events // jobs - 6)
+    beat = ev.JobHeartbeat(cpu_percent=90.0, rss_bytes=300 << 20, position_s=1.0)
+    for i in range(jobs):
+        job = f"{i:012x}"
+        batch: list[ev.Event] = [
+            ev.JobSubmitted(job_id=job, source=f"batch/{i}.wav", size=1000, mtime_ns=i, options={"formats": ["txt"]}),
+            ev.JobStarted(attempt=1, worker="w1", pid=1, create_time=1.0, engine="test", model="m"),
+            ev.JobProbed(sha256=f"{i:064x}", duration_s=30.0),
+            *([beat] * beats),
+            ev.JobTranscribed(out_stem=f"batch/{i}", outputs=["t.txt"], language="en", duration_s=30.0, elapsed_s=1.0),
+            ev.JobSucceeded(outputs=[f"batch/{i}.txt"], done_path=None),
+        ]
+        store.append(ev.job_stream(job), batch)
+    for i in range(min(20, jobs)):  # a few running, for status to show
+        job = f"run{i:09x}"
+        store.append(
+            ev.job_stream(job),
+            [
+                ev.JobSubmitted(job_id=job, source=f"live/{i}.wav", size=1000, mtime_ns=i),
+                ev.JobStarted(attempt=1, worker="w1", pid=1, create_time=1.0, engine="test", model="m"),
+            ],
+        )
+    store.close()
+    return tmp
+
+
+def query_latency(jobs: int, events: int, repeats: int = 20) -> dict[str, Any]:
+    """``spool status`` and ``jobs --json`` on a big log: in-process (the work) and as a command (+ startup)."""
+    import json as json_mod
+    import statistics
+    import subprocess
+    import sys
+
+    from processor import config, views
+    from processor.cli import status_data
+
+    root = big_store(jobs, events)
+    try:
+        settings = config.load({"root": str(root)}, {})
+        store = SQLiteEventStore(root / "state" / "spool.db")
+        n_events = store.last_position()
+
+        def timed(fn: Any) -> float:
+            samples = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                samples.append((time.perf_counter() - t0) * 1000)
+            return statistics.median(samples)
+
+        status_ms = timed(lambda: status_data(settings, store))
+        jobs_ms = timed(lambda: json_mod.dumps([views.job_item(j) for j in store.jobs()]))
+        store.close()
+        cli = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "processor.cli", "status", "--json", "--root", str(root)],
+                check=True,
+                capture_output=True,
+            )
+            cli.append((time.perf_counter() - t0) * 1000)
+        db_mb = (root / "state" / "spool.db").stat().st_size / 2**20
+        return {
+            "jobs": jobs,
+            "events": n_events,
+            "db_mb": round(db_mb, 1),
+            "status_ms": round(status_ms, 2),
+            "jobs_json_ms": round(jobs_ms, 1),
+            "status_cli_ms": round(statistics.median(cli), 1),
+        }
+    finally:
+        import shutil
+
+        shutil.rmtree(root.parent, ignore_errors=True)

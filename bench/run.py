@@ -37,9 +37,12 @@ def run(quick: bool) -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "commit": commit(), "quick": quick}
     results["intake"] = intake.measure(renames=10 if quick else 50, in_place=2 if quick else 10)
-    results["orchestration"] = [orchestration.backlog(n) for n in ((100,) if quick else (100, 1000))]
+    results["orchestration"] = [orchestration.backlog(n) for n in ((100, 1000) if quick else (100, 1000, 10_000))]
+    results["orchestration_2w"] = orchestration.backlog(1000, workers=2)
     results["appends"] = orchestration.appends(1000 if quick else 5000)
+    results["queries"] = orchestration.query_latency(*((1000, 100_000) if quick else (10_000, 1_000_000)))
     results["footprint"] = footprint.idle(10 if quick else 60)
+    results["busy"] = footprint.busy(10 if quick else 30)
     sets = clip_sets(quick)
     results["engines"] = []
     for engine, clips in sets.items():
@@ -48,6 +51,7 @@ def run(quick: bool) -> dict[str, Any]:
         if engine == "faster-whisper" and not quick:
             results["engines"].append(engines.compare(engine, clips, rounds=1, workers=2, threads=1))
         results.setdefault("spawn_to_ready_s", {})[engine] = round(engines.spawn_to_ready(engine, 0), 2)
+        results.setdefault("cold_warm", []).append(engines.cold_vs_warm(engine, clips[: 4 if quick else 8]))
     results["bench_seconds"] = round(time.monotonic() - started)
     return results
 
@@ -102,11 +106,23 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "| queued files | workers | s | jobs/s | ms per job | events per job | DB KiB per job |",
         "|---|---|---|---|---|---|---|",
     ]
-    for o in r["orchestration"]:
+    for o in [*r["orchestration"], r["orchestration_2w"]]:
         lines.append(
             f"| {o['jobs']} | {o['workers']} | {o['seconds']} | {o['jobs_per_s']} | {o['ms_per_job']} | "
             f"{o['events_per_job']} | {o['db_kb_per_job']} |"
         )
+    first, last = r["orchestration"][0], r["orchestration"][-1]
+    slope = (last["ms_per_job"] - first["ms_per_job"]) / ((last["jobs"] - first["jobs"]) / 1000)
+    q = r["queries"]
+    lines += [
+        "",
+        f"Cost per job from {first['jobs']} to {last['jobs']} queued files: {first['ms_per_job']} -> "
+        f"{last['ms_per_job']} ms, a slope of {slope:+.2f} ms per job per 1000 more queued.",
+        "",
+        f"With {q['jobs']} jobs and {q['events']} events ({q['db_mb']} MB): `spool status` takes {q['status_ms']} ms "
+        f"in-process ({q['status_cli_ms']} ms as a command, Python start-up included); `spool jobs --json` builds "
+        f"its {q['jobs']}-item list in {q['jobs_json_ms']} ms.",
+    ]
     a, f = r["appends"], r["footprint"]
     lines += [
         "",
@@ -117,6 +133,19 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "",
         f"Idle daemon over {f['window_s']} s ({f['engine']} engine, one warm worker): daemon {f['daemon_cpu_pct']} % "
         f"of a core, {f['daemon_rss_mb']} MB RSS; idle worker {f['worker_cpu_pct']} %, {f['worker_rss_mb']} MB.",
+        f"With {r['busy']['workers']} jobs running (test engine, a segment every 0.1 s each): daemon "
+        f"{r['busy']['daemon_cpu_pct']} % of a core, {r['busy']['per_running_job_pct']} % per running job, "
+        f"{r['busy']['daemon_rss_mb']} MB RSS. Database growth: see DB KiB per job above.",
+        "",
+        "## Cold vs warm workers (through the spool)",
+        "",
+        "| engine | jobs | warm s/job | fresh process per job s/job | cost of a cold start per job |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {c['engine']} | {c['jobs']} | {c['warm_s_per_job']} | {c['cold_s_per_job']} | "
+            f"{c['cold_overhead_s_per_job']} s |"
+            for c in r.get("cold_warm", [])
+        ],
         "",
     ]
     return "\n".join(lines)

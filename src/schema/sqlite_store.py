@@ -267,14 +267,20 @@ class SQLiteEventStore:
         return [Job.from_dict(json.loads(r[0])) for r in self._read(sql, args)]
 
     def dispatchable(self, now_iso: str, limit: int) -> list[Job]:
-        """Jobs that may start now: queued, or waiting for a retry whose time has come."""
-        rows = self._read(
-            "SELECT doc FROM jobs WHERE state = 'queued' OR (state = 'retry_wait'"
-            " AND COALESCE(json_extract(doc, '$.not_before'), '') <= ?)"
-            " ORDER BY submitted_at, id LIMIT ?",
+        """Jobs that may start now, oldest first: queued, or waiting for a retry whose time has come.
+
+        Two index range reads (jobs_queue) merged here, so the cost does not grow with the backlog.
+        """
+        queued = self._read(
+            "SELECT doc FROM jobs WHERE state = 'queued' ORDER BY submitted_at, id LIMIT ?", (limit,)
+        )
+        due = self._read(
+            "SELECT doc FROM jobs WHERE state = 'retry_wait'"
+            " AND COALESCE(json_extract(doc, '$.not_before'), '') <= ? ORDER BY submitted_at, id LIMIT ?",
             (now_iso, limit),
         )
-        return [Job.from_dict(json.loads(r[0])) for r in rows]
+        jobs = [Job.from_dict(json.loads(r[0])) for r in [*queued, *due]]
+        return sorted(jobs, key=lambda j: (j.submitted_at, j.id))[:limit]
 
     def earliest_retry(self) -> str | None:
         rows = self._read("SELECT MIN(json_extract(doc, '$.not_before')) FROM jobs WHERE state = 'retry_wait'")
