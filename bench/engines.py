@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, Daemon, median, wait
+from processor.supervisor import worker_argv
 from schema import events as ev
 
 
@@ -82,19 +83,7 @@ def spawn_to_ready(engine: str, threads: int, samples: int = 3) -> float:
     for _ in range(samples):
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "processor.worker",
-                "--engine",
-                engine,
-                "--model",
-                "tiny.en",
-                "--models-dir",
-                str(models),
-                "--threads",
-                str(threads),
-            ],
+            worker_argv(engine, "tiny.en", models, threads),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

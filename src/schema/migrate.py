@@ -20,6 +20,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from schema.durable import fsync_dir
 from schema.errors import DatabaseDamaged, SchemaTooNew, SpoolError, StoreBusy, StoreError, StoreFull
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -130,7 +131,7 @@ def _create(path: Path, busy_timeout_s: float) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _apply(conn: sqlite3.Connection, found: int) -> None:
@@ -188,13 +189,5 @@ def backup(conn: sqlite3.Connection, dest: Path) -> Path:
         os.unlink(tmp)
         raise StoreError(f"backup {dest} failed its integrity check: {verdict}")
     os.rename(tmp, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

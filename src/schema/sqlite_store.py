@@ -271,9 +271,7 @@ class SQLiteEventStore:
 
         Two index range reads (jobs_queue) merged here, so the cost does not grow with the backlog.
         """
-        queued = self._read(
-            "SELECT doc FROM jobs WHERE state = 'queued' ORDER BY submitted_at, id LIMIT ?", (limit,)
-        )
+        queued = self._read("SELECT doc FROM jobs WHERE state = 'queued' ORDER BY submitted_at, id LIMIT ?", (limit,))
         due = self._read(
             "SELECT doc FROM jobs WHERE state = 'retry_wait'"
             " AND COALESCE(json_extract(doc, '$.not_before'), '') <= ? ORDER BY submitted_at, id LIMIT ?",

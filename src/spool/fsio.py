@@ -16,6 +16,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from schema.durable import fsync_dir
 from schema.errors import SpoolError
 from spool import faults
 
@@ -44,14 +45,6 @@ def kind_of(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "device"
     return "special file"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_regular(path: Path) -> int:
