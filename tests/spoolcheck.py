@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from schema.jobs import JobState
@@ -74,14 +73,13 @@ def _database(spool: Spool) -> list[str]:
     found = []
     store = spool.store()
     try:
-        if not verify(store).ok:
-            found.append("replay --verify differs")
+        report = verify(store)
+        if not report.ok:
+            found.append("replay --verify differs: " + "; ".join(report.lines()[1:4]))
+        if store.integrity_check() != "ok":
+            found.append("integrity_check failed")
     finally:
         store.close()
-    conn = sqlite3.connect(spool.layout.db)
-    if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-        found.append("integrity_check failed")
-    conn.close()
     return found
 
 

@@ -15,24 +15,23 @@ from ops import report as report_mod
 from processor.config import Settings
 from schema.errors import SpoolError
 from schema.jobs import JobState
-from schema.sqlite_store import SQLiteEventStore
-from spool.layout import Layout
+from schema.store import EventStore
 
 Add = Callable[[str, Callable[[argparse.Namespace, Settings], int], str], argparse.ArgumentParser]
 
 
-def _store(settings: Settings) -> SQLiteEventStore:
-    layout = Layout(settings.root)
+def _store(settings: Settings) -> EventStore:
+    layout = settings.layout
     if not layout.root.is_dir():
         raise SpoolError(f"{layout.root} is not a spool (no such directory)")
-    return SQLiteEventStore(layout.db)
+    return settings.open_store()
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 ok, 1 warning, 2 critical (the monitoring-plugin convention)."""
     store = _store(settings)
     try:
-        report = report_mod.build(store, Layout(settings.root), settings, datetime.now(UTC))
+        report = report_mod.build(store, settings.layout, settings, datetime.now(UTC))
     finally:
         store.close()
     if args.json:
@@ -46,7 +45,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """Write the health report now (JSON and HTML) and print where."""
     from ops import html_report
 
-    layout = Layout(settings.root)
+    layout = settings.layout
     store = _store(settings)
     try:
         now = datetime.now(UTC)
@@ -67,7 +66,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def top_snapshot(settings: Settings, store: SQLiteEventStore) -> dict[str, Any]:
+def top_snapshot(settings: Settings, store: EventStore) -> dict[str, Any]:
     from processor.cli import status_data
 
     data = status_data(settings, store)
@@ -118,7 +117,7 @@ def cmd_top(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _top_loop(screen: Any, settings: Settings, store: SQLiteEventStore, interval: float) -> None:
+def _top_loop(screen: Any, settings: Settings, store: EventStore, interval: float) -> None:
     curses.curs_set(0)
     screen.timeout(int(interval * 1000))  # getch() waits at most this long: the refresh period
     while True:

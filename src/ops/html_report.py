@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from schema import events as ev
-from schema.sqlite_store import SQLiteEventStore
+from schema.store import EventStore
 
 LIFECYCLE = (
     ev.JobSubmitted.type,
@@ -65,7 +65,7 @@ def _ts(at: str) -> float:
     return datetime.fromisoformat(at).timestamp()
 
 
-def history(store: SQLiteEventStore) -> History:
+def history(store: EventStore) -> History:
     """One pass over the lifecycle events, in order."""
     h = History()
     position = 0
@@ -386,7 +386,7 @@ def _display(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def write(report: dict[str, Any], store: SQLiteEventStore, now: datetime, logs: Path, reports: Path) -> Path:
+def write(report: dict[str, Any], store: EventStore, now: datetime, logs: Path, reports: Path) -> Path:
     from spool import fsio
 
     page = render(report, history(store), now, logs, reports)

@@ -16,7 +16,8 @@ from typing import Any
 import psutil
 
 from schema.jobs import Job, JobState
-from schema.sqlite_store import SQLiteEventStore, iso
+from schema.sqlite_store import iso
+from schema.store import EventStore
 from spool.layout import Layout
 
 # name -> what it means (also the help text of the Prometheus gauges)
@@ -65,7 +66,7 @@ def log_files(logs: Path) -> list[Path]:
 
 
 def compute(
-    store: SQLiteEventStore,
+    store: EventStore,
     layout: Layout,
     *,
     now: datetime,

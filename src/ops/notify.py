@@ -36,6 +36,7 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,7 @@ from schema import events as ev
 from schema.errors import ConfigError
 from schema.mapper import Recorded, to_jsonable
 from schema.sqlite_store import SQLiteEventStore, iso, utc_now
+from schema.store import EventStore
 
 STREAM = "notifications"
 EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "alert.raised", "alert.resolved")
@@ -122,7 +124,8 @@ def payload_for(rec: Recorded, root: str) -> dict[str, Any] | None:
 
 
 class Notifier:
-    def __init__(self, db: Path, settings: NotifySettings, root: str, log: Any) -> None:
+    def __init__(self, db: Path | Callable[[], EventStore], settings: NotifySettings, root: str, log: Any) -> None:
+        """``db``: the SQLite file, or a function opening the daemon's store (its own connection)."""
         self.settings = settings
         self.root = root
         self.log = log
@@ -132,6 +135,9 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self.delivered = 0
         self.failures = 0
+
+    def _open(self) -> EventStore:
+        return self._db() if callable(self._db) else SQLiteEventStore(self._db)
 
     def start(self) -> None:
         if not self.settings.targets:
@@ -149,7 +155,7 @@ class Notifier:
         self._poke.set()
 
     def _run(self) -> None:
-        store = SQLiteEventStore(self._db)
+        store = self._open()
         try:
             cursor = store.max_notified_position()
             if cursor is None:
@@ -165,7 +171,7 @@ class Notifier:
         finally:
             store.close()
 
-    def enqueue(self, store: SQLiteEventStore, cursor: int) -> int:
+    def enqueue(self, store: EventStore, cursor: int) -> int:
         for rec in store.read_all(cursor, types=EVENTS):
             cursor = rec.position
             payload = payload_for(rec, self.root)
@@ -181,7 +187,7 @@ class Notifier:
                     )
         return cursor
 
-    def deliver(self, store: SQLiteEventStore, now: datetime) -> int:
+    def deliver(self, store: EventStore, now: datetime) -> int:
         sent = 0
         targets = {t.name: t for t in self.settings.targets}
         for item in store.due_notifications(iso(now)):

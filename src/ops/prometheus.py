@@ -36,7 +36,7 @@ from ops import metrics as metrics_mod
 from processor.config import Settings
 from schema import events as ev
 from schema.jobs import JobState
-from schema.sqlite_store import SQLiteEventStore
+from schema.store import EventStore
 from spool.layout import Layout
 
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -81,7 +81,7 @@ class SpoolCollector(Collector):
         self.now = now
         self.counters = counters
         self._lock = threading.Lock()
-        self._store: SQLiteEventStore | None = None
+        self._store: EventStore | None = None
         self._cursor = 0
         self.jobs_total = dict.fromkeys(FINISHED.values(), 0)
         self.audio_seconds = 0.0
@@ -89,7 +89,7 @@ class SpoolCollector(Collector):
         self.latency = Histogram(LATENCY_BUCKETS)
         self.rtf = Histogram(RTF_BUCKETS)
 
-    def _follow(self, store: SQLiteEventStore) -> None:
+    def _follow(self, store: EventStore) -> None:
         """Fold finished jobs appended since the last scrape into the counters and histograms."""
         while True:
             batch = store.read_all(self._cursor, limit=5000, types=tuple(FINISHED))
@@ -103,7 +103,7 @@ class SpoolCollector(Collector):
                 if isinstance(rec.event, ev.JobSucceeded):
                     self._observe_success(store, ev.job_id_of(rec.stream) or "", rec.at)
 
-    def _observe_success(self, store: SQLiteEventStore, job_id: str, at: str) -> None:
+    def _observe_success(self, store: EventStore, job_id: str, at: str) -> None:
         job = store.job(job_id)
         if job is None:
             return
@@ -118,7 +118,7 @@ class SpoolCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             if self._store is None:
-                self._store = SQLiteEventStore(self.layout.db)
+                self._store = self.settings.open_store()
             store = self._store
             self._follow(store)
             m = metrics_mod.compute(
@@ -145,7 +145,7 @@ class SpoolCollector(Collector):
             states.add_metric([state.value], float(m["counts"].get(state.value, 0)))
         yield states
 
-    def _families(self, store: SQLiteEventStore) -> Iterator[Metric]:
+    def _families(self, store: EventStore) -> Iterator[Metric]:
         total = CounterMetricFamily(
             "spoolscribe_jobs", "jobs that were submitted or reached an end state", labels=["state"]
         )

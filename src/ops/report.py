@@ -12,13 +12,14 @@ from typing import Any
 from ops import alerts as alerts_mod
 from ops import metrics as metrics_mod
 from processor.config import Settings
-from schema.sqlite_store import SQLiteEventStore, iso
+from schema.sqlite_store import iso
+from schema.store import EventStore
 from spool import fsio
 from spool.layout import Layout
 
 
 def build(
-    store: SQLiteEventStore, layout: Layout, settings: Settings, now: datetime, counters: dict[str, Any] | None = None
+    store: EventStore, layout: Layout, settings: Settings, now: datetime, counters: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The report: fresh metrics, rules evaluated now, and what the log says of the last 24 h."""
     metrics = metrics_mod.compute(

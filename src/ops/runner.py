@@ -21,11 +21,11 @@ from ops.context import OpsContext
 from ops.notify import Notifier, parse
 from processor.supervisor import kill_recorded
 from schema import events as ev
-from schema import maintenance
 from schema.jobs import JobState
 from schema.sqlite_store import iso
 
 LEVEL_METHOD = {"critical": "critical", "warning": "warning", "info": "info"}
+LEADER_ONLY = frozenset({"sweep", "metrics", "report", "retention", "compaction", "backup"})
 
 
 class OpsRunner:
@@ -33,7 +33,7 @@ class OpsRunner:
         self.ctx = ctx
         s = ctx.settings
         self.rules = alerts_mod.parse_rules(s.alerts, s.free_disk_floor_mb)  # bad config stops the start
-        self.notifier = Notifier(ctx.layout.db, parse(s.notify), str(ctx.layout.root), ctx.log)
+        self.notifier = Notifier(s.open_store, parse(s.notify), str(ctx.layout.root), ctx.log)
         self.periods = {
             "sweep": s.sweep_s,
             "rescan": s.rescan_s,
@@ -51,8 +51,13 @@ class OpsRunner:
         self.exporter: Any = None  # ops.prometheus.Exporter when metrics are exported
 
     def run(self, name: str) -> None:
-        """Run one job now; a failing job is logged, never fatal to the daemon."""
+        """Run one job now; a failing job is logged, never fatal to the daemon.
+
+        In a fleet only the leader runs the shared work; every host rescans its view of the inbox.
+        """
         self.last_run[name] = time.monotonic()
+        if name in LEADER_ONLY and not self.ctx.is_leader():
+            return
         self.runs[name] += 1
         try:
             getattr(self, f"job_{name}")()
@@ -69,7 +74,15 @@ class OpsRunner:
             return
         s = self.ctx.settings
         findings = sweep.sweep(
-            self.ctx.store, self.ctx.supervised(), self.ctx.now(), s.stall_s, s.grace_s, self.ctx.orphan, kill_recorded
+            self.ctx.store,
+            self.ctx.supervised(),
+            self.ctx.now(),
+            s.stall_s,
+            s.grace_s,
+            self.ctx.orphan,
+            kill_recorded,
+            classify=self.ctx.classify,
+            may_take=self.ctx.may_take,
         )
         acted = [f for f in findings if f.verdict.value != "alive"]
         if acted:
@@ -149,8 +162,7 @@ class OpsRunner:
 
     def job_compaction(self) -> None:
         cutoff = iso(self.ctx.now() - timedelta(days=self.ctx.settings.heartbeat_keep_days))
-        with self.ctx.store.transaction() as conn:
-            jobs, removed = maintenance.compact_heartbeats(conn, cutoff)
+        jobs, removed = self.ctx.store.compact_heartbeats(cutoff)
         if removed:
             self.ctx.store.append(ev.DAEMON_STREAM, [ev.EventsCompacted(jobs=jobs, removed=removed)])
             self.ctx.log.info("events.compacted", jobs=jobs, removed=removed)

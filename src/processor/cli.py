@@ -20,11 +20,9 @@ from typing import Any
 from processor import config, views
 from processor.config import Settings
 from schema import events as ev
-from schema import migrate as migrate_mod
 from schema.errors import SpoolError
 from schema.jobs import JobState
-from schema.sqlite_store import SQLiteEventStore
-from spool.layout import Layout
+from schema.store import EventStore
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -37,23 +35,23 @@ def _json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def _store(settings: Settings) -> SQLiteEventStore:
-    layout = Layout(settings.root)
+def _store(settings: Settings) -> EventStore:
+    layout = settings.layout
     if not layout.root.is_dir():
         raise SpoolError(
             f"{layout.root} is not a spool (no such directory); create one with `spool init --root {layout.root}`"
         )
-    return SQLiteEventStore(layout.db, create=False)
+    return settings.open_store()
 
 
 # --- commands ------------------------------------------------------------------
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    layout = Layout(settings.root)
+    layout = settings.layout
     os.umask(0o027)
     layout.ensure()
-    SQLiteEventStore(layout.db, create=True, backup_dir=layout.backups).close()
+    settings.open_store(create=True).close()
     if not layout.config.exists():
         layout.config.write_text(SAMPLE_CONFIG)
     _out(f"spool ready at {layout.root}: drop audio into {layout.inbox}/ and run `spool run --root {layout.root}`")
@@ -67,7 +65,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    layout = Layout(settings.root)
+    layout = settings.layout
     if not layout.inbox.is_dir():
         raise SpoolError(f"{layout.inbox} does not exist; run `spool init --root {layout.root}` first")
     dropped = []
@@ -93,10 +91,10 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 def _wait_for(settings: Settings, sources: list[str], timeout: float, as_json: bool) -> int:
     deadline = time.monotonic() + timeout
-    store: SQLiteEventStore | None = None
+    store: EventStore | None = None
     done: dict[str, Any] = {}
     while time.monotonic() < deadline and len(done) < len(sources):
-        if store is None and Layout(settings.root).db.exists():
+        if store is None and (settings.store or settings.layout.db.exists()):
             store = _store(settings)
         if store is not None:
             for job in store.jobs():
@@ -114,11 +112,11 @@ def _wait_for(settings: Settings, sources: list[str], timeout: float, as_json: b
     return 0 if all(d["state"] == "succeeded" for d in done.values()) else 1
 
 
-def status_data(settings: Settings, store: SQLiteEventStore) -> dict[str, Any]:
+def status_data(settings: Settings, store: EventStore) -> dict[str, Any]:
     from processor.lock import holder_pid
     from spool.scan import Kind, scan
 
-    layout = Layout(settings.root)
+    layout = settings.layout
     pid = holder_pid(layout.lock)
     counts = store.count_by_state()
     running = [views.job_item(j) for j in store.jobs([JobState.running, JobState.publishing])]
@@ -192,7 +190,7 @@ def _print_event(rec: Any, as_json: bool) -> None:
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     job = store.find_job(args.job)
-    path = Layout(settings.root).job_log(job.id)
+    path = settings.layout.job_log(job.id)
     if not path.exists() and not args.follow:
         raise SpoolError(f"job {job.id} has no log yet ({path})")
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
@@ -203,7 +201,7 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _follow_file(path: Path, store: SQLiteEventStore, job_id: str) -> int:
+def _follow_file(path: Path, store: EventStore, job_id: str) -> int:
     offset = path.stat().st_size if path.exists() else 0
     stop = threading.Event()
     try:
@@ -250,7 +248,7 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
             f"job {job.id} failed on its sidecar options; fix failed/{views.display(job.failed_path or '')}"
             ".options.json and drop the file and its sidecar (<name>.json) into the inbox again"
         )
-    failed = Layout(settings.root).failed / (job.failed_path or "")
+    failed = settings.layout.failed / (job.failed_path or "")
     if not job.failed_path or not os.path.lexists(failed):
         raise SpoolError(f"the input of job {job.id} is no longer in failed/ ({failed}); drop it into the inbox again")
     store.append(
@@ -285,18 +283,19 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    layout = Layout(settings.root)
-    store = SQLiteEventStore(layout.db, create=args.create, backup_dir=layout.backups)
-    version = store._conn.execute("PRAGMA user_version").fetchone()[0]
+    layout = settings.layout
+    store = settings.open_store(create=args.create)
+    version, known = store.schema_version(), store.known_version()
+    where = store.url if settings.store else str(layout.db)
     store.close()
-    _out(f"{layout.db}: schema version {version} (this spoolscribe knows {migrate_mod.code_version()})")
+    _out(f"{where}: schema version {version} (this spoolscribe knows {known})")
     return 0
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from processor import models
 
-    layout = Layout(settings.root)
+    layout = settings.layout
     if args.action == "install":
         if not args.name:
             raise SpoolError("`spool models install` needs a model name, directory or Hub repo id")

@@ -18,6 +18,8 @@ from typing import Any
 
 from processor import options as opt
 from schema.errors import ConfigError
+from schema.store import EventStore, open_store
+from spool.layout import Layout
 
 ENV_PREFIX = "SPOOL_"
 
@@ -33,6 +35,12 @@ def _f(default: Any, help: str, *, choices: tuple[str, ...] = (), minimum: float
 @dataclass(frozen=True)
 class Settings:
     root: Path = _f(Path("spool"), "the spool directory (inbox/, outbox/, ...)")
+    store: str = _f("", "event store: empty for SQLite in the state directory, or postgresql://... for a fleet")
+    state_dir: str = _f("", "where this daemon keeps its lock, SQLite file and reports (default: <root>/state)")
+    host: str = _f("", "this host's name in a fleet (default: the machine's host name)")
+    lease_s: float = _f(
+        30.0, "a fleet daemon's lease: its jobs move elsewhere this long after it stops renewing", minimum=1
+    )
     engine: str = _f("auto", "transcription engine", choices=("auto", "mlx", "faster-whisper", "test"))
     model: str = _f("tiny.en", "model name (`spool models`), local model directory, or Hub repo id")
     workers: int = _f(1, "jobs transcribed at the same time (one warm worker process each)", minimum=1)
@@ -104,6 +112,17 @@ class Settings:
             raise ConfigError("formats", "must name at least one format", ", ".join(opt.FORMATS))
         for folder, prof in self.profiles.items():
             opt.validate(prof, source=f"profiles.{folder}", allow_operator_keys=True)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.root, Path(self.state_dir).absolute() if self.state_dir else None)
+
+    def open_store(self, *, create: bool = False) -> EventStore:
+        """SQLite in the state directory, or the PostgreSQL database named by ``store``."""
+        layout = self.layout
+        # a frozen host's open transaction must not stall the fleet for as long as a lease
+        idle = min(5.0, max(0.5, self.lease_s / 4))
+        return open_store(self.store, layout.db, create=create, backup_dir=layout.backups, idle_timeout_s=idle)
 
     @property
     def job_defaults(self) -> dict[str, Any]:

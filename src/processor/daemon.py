@@ -27,21 +27,21 @@ from processor import logs as logs_mod
 from processor.clock import Clock
 from processor.config import Settings
 from processor.engines import resolve_engine
+from processor.fleet import Fleet, previous_instance, record_instance
 from processor.intake import Intake, new_job_id
 from processor.jobcontrol import JobControl
 from processor.lifecycle import Lifecycle
-from processor.lock import DaemonLock
+from processor.lock import DaemonLock, SpoolLock
 from processor.pool import WorkerPool
 from processor.recovery import recover
 from processor.sdnotify import Notifier as SystemdNotifier
 from processor.supervisor import WorkerProcess, WorkerState, become_subreaper, kill_adopted
 from schema import events as ev
-from schema.errors import DatabaseDamaged, StoreError
+from schema.errors import ConcurrencyError, DatabaseDamaged, IllegalTransition, StoreError
 from schema.jobs import JobState
 from schema.position import PositionMark
-from schema.sqlite_store import SQLiteEventStore
+from schema.store import EventStore
 from spool import faults
-from spool.layout import Layout
 from spool.watcher import Hint, InboxWatcher
 
 VERSION = "0.1.0"
@@ -63,7 +63,7 @@ class Daemon:
         self.env = dict(env)
         self.clock = clock or Clock()
         self.once = once
-        self.layout = Layout(settings.root)
+        self.layout = settings.layout
         self.log = logs_mod.get("daemon")
         self.queue: queue.Queue[Message] = queue.Queue()
         self.instance = secrets.token_hex(3)
@@ -71,7 +71,8 @@ class Daemon:
         self._scheduler_factory = scheduler_factory
         self._stop_reason: str | None = None
         self._lock = DaemonLock(self.layout.lock, self.layout.root)
-        self.store: SQLiteEventStore
+        self._spool_lock = SpoolLock(self.layout.root, shared=bool(settings.store))
+        self.store: EventStore
         self.lifecycle: Lifecycle
         self.intake: Intake
         self.pool: WorkerPool
@@ -84,6 +85,7 @@ class Daemon:
         self.watcher_errors = 0
         self.ready = threading.Event()
         self.systemd = SystemdNotifier(self.env)
+        self.host = settings.host or socket.gethostname()
         self._deferred: collections.deque[Message] = collections.deque()
         self._unsettled: set[str] = set()
         self._store_retry_at = 0.0
@@ -95,26 +97,41 @@ class Daemon:
         self.layout.ensure()
         self._lock.acquire()
         try:
-            self._mark = PositionMark(self.layout.position_mark)
-            self._mark.check_exists(self.layout.db)
-            self.store = SQLiteEventStore(
-                self.layout.db, clock=self.clock.wall, create=True, backup_dir=self.layout.backups
-            )
-            verdict = self.store.quick_check()
-            if verdict != "ok":
-                raise DatabaseDamaged(str(self.layout.db), verdict)
-            self._mark.check(self.store.high_water(), self.layout.db)
+            self._spool_lock.acquire()
+            self._open_store()
         except BaseException:
+            self._spool_lock.release()
             self._lock.release()
             raise
         become_subreaper()
+        previous = previous_instance(self.layout.state)
+        record_instance(self.layout.state, self.instance)
         self.store.append(
             ev.DAEMON_STREAM,
-            [ev.DaemonStarted(pid=os.getpid(), host=socket.gethostname(), instance=self.instance, version=VERSION)],
+            [ev.DaemonStarted(pid=os.getpid(), host=self.host, instance=self.instance, version=VERSION)],
         )
+        self.fleet = Fleet(
+            self.store,
+            instance=self.instance,
+            host=self.host,
+            lease_s=self.settings.lease_s,
+            previous=previous,
+            wake=lambda: self.queue.put(("wake", "", None)),
+            log=self.log,
+            open_store=self.settings.open_store,
+            mono=self.clock.mono,
+        )
+        self.fleet.start(self.clock.mono())  # alive in everyone's eyes before touching anything
         self.lifecycle = Lifecycle(self.store, self.layout, self.settings, self.clock, self.log)
         self.intake = Intake(self.layout, self.settings, self.lifecycle, self.clock, self.log, self._new_id)
-        recover(self.lifecycle, self.settings.grace_s, self.log)
+        recover(
+            self.lifecycle,
+            self.settings.grace_s,
+            self.log,
+            may_take=self.fleet.may_take,
+            host=self.host,
+            adopt=self._adopt_at_start,
+        )
         self._cursor = self.store.last_position()
         worker_env = {**self.env, "SPOOLSCRIBE_ROOT": str(self.layout.root), "PYTHONUNBUFFERED": "1"}
         self.pool = WorkerPool(
@@ -127,9 +144,13 @@ class Daemon:
             self._on_worker_stderr,
             on_spawn=lambda: faults.point("spawn"),
         )
-        self.control = JobControl(self.lifecycle, self.pool, self.settings, self.clock, self.log)
+        self.control = JobControl(
+            self.lifecycle, self.pool, self.settings, self.clock, self.log, host=self.host, instance=self.instance
+        )
         for job in self.store.jobs([JobState.publishing]):  # held when the last daemon stopped
-            self.control.hold(job.id, self.lifecycle.quiet_wait(job))
+            if self.fleet.active and job.instance != self.instance:
+                continue  # a live host's publication (the dead ones' were adopted by recovery)
+            self.control.hold(job.id, self.lifecycle.quiet_wait(job), worker=job.worker)
         self._pending_cancels()
         default_key = (resolve_engine(self.settings.engine), self.settings.model)
         self.pool.ensure(default_key, self.clock.mono())  # warm one worker before the first drop
@@ -157,6 +178,19 @@ class Daemon:
         )
         self.ready.set()
 
+    def _open_store(self) -> None:
+        """The configured store; for SQLite also the damage checks (a missing file, a lost WAL)."""
+        self._mark: PositionMark | None = None
+        if not self.settings.store:
+            self._mark = PositionMark(self.layout.position_mark)
+            self._mark.check_exists(self.layout.db)
+        self.store = self.settings.open_store(create=True)
+        verdict = self.store.quick_check()
+        if verdict != "ok":
+            raise DatabaseDamaged(str(self.layout.db), verdict)
+        if self._mark is not None:
+            self._mark.check(self.store.high_water(), self.layout.db)
+
     def request_stop(self, reason: str) -> None:
         """Thread- and signal-safe: the loop notices on its next wake-up."""
         self._stop_reason = reason
@@ -170,6 +204,9 @@ class Daemon:
         self.start()
         try:
             self.loop()
+        except Exception:
+            self.log.exception("daemon.crashed")  # nothing escapes the loop but a bug: keep its stack
+            raise
         finally:
             self.shutdown()
         return 0
@@ -177,6 +214,7 @@ class Daemon:
     def shutdown(self) -> None:
         """Stop intake, stop workers (TERM, grace, KILL), record the interrupted jobs, release."""
         self.systemd.stopping()
+        self.fleet.stop()
         if self.watcher is not None:
             self.watcher.stop()
         if self.scheduler is not None:
@@ -199,8 +237,10 @@ class Daemon:
                 [ev.DaemonStopped(pid=os.getpid(), instance=self.instance, reason=self._stop_reason or "drained")],
             )
         self.store.checkpoint()
-        self._mark.record(self.store.high_water())
+        if self._mark is not None:
+            self._mark.record(self.store.high_water())
         self.store.close()
+        self._spool_lock.release()
         self._lock.release()
         self.log.info("daemon.stopped", reason=self._stop_reason or "drained")
 
@@ -288,6 +328,9 @@ class Daemon:
         ping = self.systemd.next_ping_in(now)
         if ping is not None:
             waits.append(ping)
+        renew = self.fleet.next_in(now) if hasattr(self, "fleet") else None
+        if renew is not None:
+            waits.append(renew)
         return max(0.0, min(waits))
 
     def _handle(self, msg: Message) -> None:
@@ -307,6 +350,8 @@ class Daemon:
             self.watcher_errors = n
             self.log.warning("watcher.restarted", error=repr(exc)[:300], restarts=n)
             self._last_rescan = -1e9  # the watcher may have missed events: rescan now
+        elif kind == "wake":  # NOTIFY: new work somewhere in the fleet
+            self.control.dispatch_dirty = True
         elif kind == "ops" and self.scheduler is not None:
             self.scheduler.run(str(payload))
         elif kind == "stop":
@@ -341,7 +386,9 @@ class Daemon:
                 for name in self.scheduler.overdue(now):  # the wall clock jumped: run it anyway
                     self.scheduler.run(name)
         self.systemd.maybe_ping(now)
-        self._mark.record(self.store.high_water())
+        self.fleet.tick(now)
+        if self._mark is not None:
+            self._mark.record(self.store.high_water())
 
     def _poll_stopping(self) -> None:
         now = self.clock.mono()
@@ -416,6 +463,9 @@ class Daemon:
             supervised=lambda: set(self.control.runs),
             orphan=self._orphan,
             rescan=self.rescan_now,
+            is_leader=lambda: self.fleet.leader,
+            classify=self.fleet.remote_verdict,
+            may_take=self.fleet.may_take,
             counters=self.counters,
         )
 
@@ -428,15 +478,50 @@ class Daemon:
         return self.intake.rescan()
 
     def _orphan(self, job: Any, verdict: str, killed: bool) -> None:
-        """A running job this daemon does not supervise: record it orphaned and retry it."""
+        """A running job this daemon does not supervise: record it orphaned and retry it.
+
+        The sweep judged ``job`` as read; if it changed since (another host acted, its own
+        daemon recorded a result), nothing is written: the next sweep judges it afresh.
+        """
+        try:
+            if job.state is JobState.publishing:
+                self._adopt(job)
+            else:
+                self._record_orphan(job, verdict, killed)
+        except (ConcurrencyError, IllegalTransition) as e:
+            self.log.info("sweep.moved_on", job_id=job.id, verdict=verdict, error=str(e)[:200])
+
+    def _adopt_at_start(self, job: Any) -> Any:
+        """Recovery's publishing jobs: in a fleet, made ours (fenced) before anything is moved."""
+        if not self.fleet.active or job.instance == self.instance:
+            return job
+        try:
+            return self.lifecycle.adopt(job, f"{self.instance}-publish", self.host, self.instance)
+        except ConcurrencyError:
+            return None
+
+    def _adopt(self, job: Any) -> Any:
+        """Finish another (dead) daemon's publication; ours now, fenced against its return."""
+        worker = f"{self.instance}-publish"
+        job = self.lifecycle.adopt(job, worker, self.host, self.instance)
+        self.control.hold(job.id, self.lifecycle.quiet_wait(job), worker=worker)
+        return job
+
+    def _record_orphan(self, job: Any, verdict: str, killed: bool) -> None:
         reason = "hung" if verdict == "hung" else "daemon_died"
         message = {
+            "lease_expired": "the daemon running it stopped renewing its lease; the job moves to a live host",
             "hung": "its worker (left by a previous daemon) made no progress and was killed",
             "dead": "its worker (left by a previous daemon) is gone",
             "pid_mismatch": "its worker's pid now belongs to another process, which was not signalled",
         }.get(verdict, verdict)
         self.lifecycle.fail(
-            job, reason, message, retryable=True, prefix=[ev.JobOrphaned(reason=verdict, pid=job.pid, killed=killed)]
+            job,
+            reason,
+            message,
+            retryable=True,
+            prefix=[ev.JobOrphaned(reason=verdict, pid=job.pid, killed=killed)],
+            judged=True,
         )
         self.control.dispatch_dirty = True
 
@@ -467,7 +552,7 @@ def _start_ops(daemon: Daemon) -> Any:
 def main_run(settings: Settings, env: Mapping[str, str], once: bool = False) -> int:
     faults.configure(env)
     os.umask(0o027)
-    layout = Layout(settings.root)
+    layout = settings.layout
     layout.ensure()  # before logging creates logs/, so every directory gets 0750
     logs_mod.configure(settings.log_level, daemon_log=layout.logs / "daemon.log")
     daemon = Daemon(settings, env=env, once=once, scheduler_factory=None if once else _start_ops)

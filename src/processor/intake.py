@@ -21,6 +21,7 @@ from processor.config import Settings
 from processor.engines import resolve_engine
 from processor.lifecycle import Lifecycle
 from schema import events as ev
+from schema.errors import AlreadySubmitted
 from schema.jobs import Job
 from spool import names
 from spool.fsio import NotRegularFile, open_regular
@@ -148,7 +149,9 @@ class Intake:
             return None
         return self._submit(entry, how)
 
-    def _submit(self, entry: Entry, settled_by: str, refused: str | None = None) -> Job:
+    def _submit(self, entry: Entry, settled_by: str, refused: str | None = None) -> Job | None:
+        if not os.path.lexists(self.layout.inbox / entry.rel):
+            return None  # taken since it was listed (in a fleet, by another host): nothing to submit
         sidecar_rel = names.sidecar_of(entry.rel)
         has_sidecar = os.path.lexists(self.layout.inbox / sidecar_rel)
         profile_name, profile = opt.profile_for(entry.rel, self.settings.profiles)
@@ -171,7 +174,11 @@ class Intake:
             sidecar=sidecar_rel if has_sidecar else None,
             settled_by=settled_by,
         )
-        job = self.lifecycle.append(submitted.job_id, [submitted])
+        try:
+            job = self.lifecycle.append(submitted.job_id, [submitted])
+        except AlreadySubmitted:  # another host noticed the same file first: its job, not ours
+            self.log.debug("intake.already_submitted", source=_display(entry.rel))
+            return None
         self.submitted += 1
         try:
             self.lifecycle.claim(job)

@@ -22,6 +22,7 @@ from processor.lifecycle import Lifecycle
 from processor.pool import WorkerPool
 from processor.supervisor import Exit, WorkerProcess, WorkerState, kill_adopted
 from schema import events as ev
+from schema.errors import StaleAttempt
 from schema.jobs import Job, JobState
 from schema.sqlite_store import iso
 
@@ -51,10 +52,22 @@ class Run:
     pending: list[dict[str, Any]] = field(default_factory=list)
     pending_upto: float = 0.0
     stop: StopReason | None = None
+    stage: str = ""  # this attempt's staging sub-directory
 
 
 class JobControl:
-    def __init__(self, lifecycle: Lifecycle, pool: WorkerPool, settings: Settings, clock: Clock, log: Any) -> None:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        pool: WorkerPool,
+        settings: Settings,
+        clock: Clock,
+        log: Any,
+        host: str = "",
+        instance: str = "",
+    ) -> None:
+        self.host = host
+        self.instance = instance
         self.lc = lifecycle
         self.store = lifecycle.store
         self.layout = lifecycle.layout
@@ -68,6 +81,7 @@ class JobControl:
         self.next_retry_mono: float | None = None
         self.log_write_errors = 0
         self.holding: dict[str, float] = {}  # job id -> monotonic time its input will have been quiet
+        self.holding_worker: dict[str, str | None] = {}  # job id -> the attempt that produced its outputs
 
     # --- dispatch ---------------------------------------------------------------
 
@@ -114,25 +128,38 @@ class JobControl:
             return False
         if job.state is JobState.retry_wait and self.lc.input_changed(job) is not None:
             return False  # still being written: looked at again after settle_s
+        fresh = self.store.job(job.id)  # the checks above may have appended
+        if fresh is None or fresh.state not in (JobState.queued, JobState.retry_wait):
+            return False
+        job = fresh
         resume = job.checkpoint_s
         prior = self.lc.segments_of(job.id) if resume > 0 else []
-        job = self.lc.append(
-            job.id,
-            [
-                ev.JobStarted(
-                    attempt=job.attempts + 1,
-                    worker=worker.wid,
-                    pid=worker.pid,
-                    create_time=worker.create_time,
-                    engine=key[0],
-                    model=key[1],
-                    resume_from=resume,
-                )
-            ],
-            key=f"{job.id}:a{job.total_attempts + 1}:started",
+        started = ev.JobStarted(
+            attempt=job.attempts + 1,
+            worker=worker.wid,
+            pid=worker.pid,
+            create_time=worker.create_time,
+            engine=key[0],
+            model=key[1],
+            resume_from=resume,
+            host=self.host,
+            instance=self.instance,
         )
+        claimed = self.store.claim(job, started, key=f"{job.id}:a{job.total_attempts + 1}:started")
+        if claimed is None:  # another daemon of the fleet started it first
+            self.dispatch_dirty = True
+            return False
+        job = claimed
         now = self.clock.mono()
-        run = Run(job.id, worker.wid, job.attempts, self._job_log(job.id), started=now, last_progress=now)
+        run = Run(
+            job.id,
+            worker.wid,
+            job.attempts,
+            self._job_log(job.id),
+            started=now,
+            last_progress=now,
+            stage=f"a{job.total_attempts}",
+        )
         self.runs[job.id] = run
         worker.state, worker.job = WorkerState.busy, job.id
         run.log.line(
@@ -146,7 +173,7 @@ class JobControl:
                 "attempt": job.attempts,
                 "total_attempt": job.total_attempts,
                 "input": str(self.lc.input_path(job)),
-                "stage": str(self.layout.staging(job.id)),
+                "stage": str(self.layout.staging(job.id) / run.stage),  # one per attempt: no cross-talk
                 "options": job.options,
                 "resume_from": resume,
                 "prior_segments": prior,
@@ -155,7 +182,11 @@ class JobControl:
         )
         if not sent:
             run.log.line("worker pipe closed before the job reached it")
-        self._heartbeat(run, worker, now)
+        try:
+            self._heartbeat(run, worker, now)
+        except StaleAttempt as e:  # taken away between the claim and here (this host was cut off)
+            self._abandon(worker, run, e)
+            return True
         self.log.info(
             "job.started", job_id=job.id, attempt=job.attempts, worker=worker.wid, pid=worker.pid, resume_from=resume
         )
@@ -201,7 +232,11 @@ class JobControl:
             if run is None or run.wid != worker.wid or run.stop is not None:
                 return
             with structlog.contextvars.bound_contextvars(job_id=run.job_id):
-                self._on_job_message(worker, run, kind, msg)
+                try:
+                    with self.lc.attempt(run.wid):
+                        self._on_job_message(worker, run, kind, msg)
+                except StaleAttempt as e:
+                    self._abandon(worker, run, e)
 
     def _on_job_message(self, worker: WorkerProcess, run: Run, kind: str, msg: dict[str, Any]) -> None:
         now = self.clock.mono()
@@ -232,14 +267,14 @@ class JobControl:
                     wait = self.lc.quiet_wait(job)
                     self.lc.transcribed(
                         job,
-                        list(msg["outputs"]),
+                        [f"{run.stage}/{name}" for name in msg["outputs"]],
                         str(msg.get("language") or ""),
                         float(msg["duration_s"]),
                         float(msg["elapsed_s"]),
                         publish=wait <= 0,
                     )
                     if wait > 0:
-                        self.hold(job.id, wait)
+                        self.hold(job.id, wait, run.wid)
                 return
             run.log.line(f"{iso(self.clock.wall())} error {msg.get('reason')}: {msg.get('message')}")
             if msg.get("reason") == "input_changed":
@@ -272,6 +307,14 @@ class JobControl:
         worker.send({"type": "go"})
         self.lc.append(run.job_id, [probed])
 
+    def _abandon(self, worker: WorkerProcess, run: Run, e: StaleAttempt) -> None:
+        """The job moved on (another host took it while this one was cut off): drop this attempt."""
+        self.log.warning("job.stale", job_id=run.job_id, worker=worker.wid, message=str(e))
+        run.log.line(f"{iso(self.clock.wall())} abandoned: {e}")
+        self._finish(run)
+        if worker.state is WorkerState.busy and worker.job == run.job_id:
+            worker.begin_stop(self.clock.mono(), self.settings.grace_s)
+
     def _job(self, run: Run) -> Job:
         job = self.store.job(run.job_id)
         assert job is not None
@@ -288,7 +331,8 @@ class JobControl:
         run.last_flush = now
         if run.pending:
             segs, upto = list(run.pending), run.pending_upto
-            self.lc.append(run.job_id, [ev.JobSegments(segments=segs, upto_s=upto)])
+            with self.lc.attempt(run.wid):
+                self.lc.append(run.job_id, [ev.JobSegments(segments=segs, upto_s=upto)])
             run.pending = run.pending[len(segs) :]
 
     def _release(self, worker: WorkerProcess) -> None:
@@ -308,8 +352,9 @@ class JobControl:
 
     # --- time-driven ------------------------------------------------------------
 
-    def hold(self, job_id: str, wait_s: float) -> None:
+    def hold(self, job_id: str, wait_s: float, worker: str | None = None) -> None:
         self.holding[job_id] = self.clock.mono() + wait_s
+        self.holding_worker[job_id] = worker
         self.log.info("job.held", job_id=job_id, wait_s=round(wait_s, 1))
 
     def _publish_quiet(self, now: float) -> None:
@@ -317,9 +362,14 @@ class JobControl:
             if now < due:
                 continue
             del self.holding[job_id]
+            worker = self.holding_worker.pop(job_id, None)
             job = self.store.job(job_id)
             if job is not None and job.state is JobState.publishing:
-                self.lc.publish_when_quiet(job)  # any write since moved the mtime: that restarts the job
+                try:
+                    with self.lc.attempt(worker or job.worker):
+                        self.lc.publish_when_quiet(job)  # a write since moved the mtime: that restarts the job
+                except StaleAttempt as e:
+                    self.log.warning("job.stale", job_id=job_id, message=str(e))
                 self.dispatch_dirty = True
 
     def next_hold_in(self, now: float) -> float | None:
@@ -333,10 +383,15 @@ class JobControl:
             worker = self.pool.workers.get(run.wid)
             if worker is None or run.stop is not None:
                 continue
-            if run.pending and now - run.last_flush >= self.settings.progress_s:
-                self._flush(run, now)
-            if now - run.last_heartbeat >= self.settings.heartbeat_s:
-                self._heartbeat(run, worker, now)
+            try:
+                with self.lc.attempt(run.wid):
+                    if run.pending and now - run.last_flush >= self.settings.progress_s:
+                        self._flush(run, now)
+                    if now - run.last_heartbeat >= self.settings.heartbeat_s:
+                        self._heartbeat(run, worker, now)
+            except StaleAttempt as e:
+                self._abandon(worker, run, e)
+                continue
             self._check_deadlines(run, worker, now)
 
     def _check_starting(self, now: float) -> None:
@@ -352,9 +407,10 @@ class JobControl:
     def _heartbeat(self, run: Run, worker: WorkerProcess, now: float) -> None:
         run.last_heartbeat = now
         cpu, rss = worker.sample(now)
-        self.lc.append(
-            run.job_id, [ev.JobHeartbeat(cpu_percent=cpu, rss_bytes=rss, position_s=round(run.position_s, 3))]
-        )
+        with self.lc.attempt(run.wid):  # every append about a run is fenced by its attempt
+            self.lc.append(
+                run.job_id, [ev.JobHeartbeat(cpu_percent=cpu, rss_bytes=rss, position_s=round(run.position_s, 3))]
+            )
 
     def _check_deadlines(self, run: Run, worker: WorkerProcess, now: float) -> None:
         s = self.settings
@@ -398,7 +454,12 @@ class JobControl:
             self.log.warning("worker.died", worker=worker.wid, exit=exit.describe())
         if run is None:
             return
-        self._flush(run, self.clock.mono())
+        try:
+            self._flush(run, self.clock.mono())
+        except StaleAttempt as e:
+            self.log.warning("job.stale", job_id=run.job_id, worker=worker.wid, message=str(e))
+            self._finish(run)
+            return
         self._finish(run)
         job = self._job(run)
         if job.state not in (JobState.running,):
@@ -406,7 +467,11 @@ class JobControl:
         detail = f"{exit.describe()}" + (f"; {exit.swept} leftover process(es) killed" if exit.swept else "")
         run.log.line(f"{iso(self.clock.wall())} worker {worker.wid} {detail}")
         with structlog.contextvars.bound_contextvars(job_id=job.id):
-            self._settle(job, run.stop, exit, detail)
+            try:
+                with self.lc.attempt(worker.wid):
+                    self._settle(job, run.stop, exit, detail)
+            except StaleAttempt as e:
+                self.log.warning("job.stale", job_id=job.id, message=str(e))
 
     def _settle(self, job: Job, stop: StopReason | None, exit: Exit, detail: str) -> None:
         if stop is None:
@@ -422,7 +487,8 @@ class JobControl:
 
     def interrupt_all(self) -> None:
         for run in list(self.runs.values()):
-            self._flush(run, self.clock.mono())
+            with contextlib.suppress(StaleAttempt):  # moved elsewhere already: nothing of it to keep
+                self._flush(run, self.clock.mono())
             with contextlib.suppress(Exception):
                 self.stop(
                     run, StopReason("interrupt", "interrupted", "the daemon was stopped; the job resumes at next start")

@@ -7,7 +7,10 @@ whatever a crash interrupted.  Decisions come from :mod:`processor.policy`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +18,47 @@ from processor import outputs, policy
 from processor.clock import Clock
 from processor.config import Settings
 from schema import events as ev
+from schema.errors import StaleAttempt
 from schema.jobs import Job, JobState
 from schema.reasons import INPUT_CONTENT, Reason
-from schema.sqlite_store import SQLiteEventStore, iso, out_key
+from schema.sqlite_store import iso, out_key
+from schema.store import ANY, EventStore
 from spool import faults, moves, names
 from spool.layout import Layout
 
+# The attempt whose appends are being made (fencing); set by Lifecycle.attempt().
+_ATTEMPT: contextvars.ContextVar[str | None] = contextvars.ContextVar("spool_attempt", default=None)
+
 
 class Lifecycle:
-    def __init__(self, store: SQLiteEventStore, layout: Layout, settings: Settings, clock: Clock, log: Any) -> None:
+    def __init__(self, store: EventStore, layout: Layout, settings: Settings, clock: Clock, log: Any) -> None:
         self.store = store
         self.layout = layout
         self.settings = settings
         self.clock = clock
         self.log = log
 
-    def append(self, job_id: str, events: list[ev.Event], key: str | None = None) -> Job:
+    @contextlib.contextmanager
+    def attempt(self, worker: str | None) -> Iterator[None]:
+        """Fence every append made inside: refused (StaleAttempt) once the job left ``worker`` (None: no fence)."""
+        token = _ATTEMPT.set(worker or None)
+        try:
+            yield
+        finally:
+            _ATTEMPT.reset(token)
+
+    def append(
+        self, job_id: str, events: list[ev.Event], key: str | None = None, expected_version: int | None = None
+    ) -> Job:
+        """``expected_version``: only if nobody changed the job since it was judged (else ConcurrencyError)."""
         faults.point("append")
-        self.store.append(ev.job_stream(job_id), events, idempotency_key=key)
+        self.store.append(
+            ev.job_stream(job_id),
+            events,
+            idempotency_key=key,
+            attempt_of=_ATTEMPT.get(),
+            expected_version=ANY if expected_version is None else expected_version,
+        )
         job = self.store.job(job_id)
         assert job is not None
         return job
@@ -76,8 +102,13 @@ class Lifecycle:
         exit_code: int | None = None,
         signal: int | None = None,
         prefix: list[ev.Event] | None = None,
+        judged: bool = False,
     ) -> Job:
-        """Record a failed attempt; schedule the retry or quarantine the input."""
+        """Record a failed attempt; schedule the retry or quarantine the input.
+
+        ``judged``: the failure was concluded from ``job`` as read (an orphan sweep); if the job
+        moved on meanwhile (another host recorded something), ConcurrencyError and nothing written.
+        """
         decision = policy.decide_retry(
             attempts=job.attempts,
             total_attempts=job.total_attempts,
@@ -109,7 +140,9 @@ class Lifecycle:
                     delay_s=decision.delay_s,
                 )
             )
-        job = self.append(job.id, batch, key=f"{job.id}:v{job.version}:failed")
+        job = self.append(
+            job.id, batch, key=f"{job.id}:v{job.version}:failed", expected_version=job.version if judged else None
+        )
         self.log.warning(
             "job.failed",
             job_id=job.id,
@@ -121,6 +154,13 @@ class Lifecycle:
         )
         if decision.final:
             self.quarantine(job)
+        return job
+
+    def adopt(self, job: Job, worker: str, host: str, instance: str) -> Job:
+        """Take over a publishing job whose daemon is gone; ConcurrencyError if it moved on meanwhile."""
+        adopted = ev.JobAdopted(worker=worker, host=host, instance=instance, from_instance=job.instance)
+        job = self.append(job.id, [adopted], expected_version=job.version)
+        self.log.warning("job.adopted", job_id=job.id, from_instance=adopted.from_instance)
         return job
 
     def quarantine(self, job: Job) -> None:
@@ -199,8 +239,18 @@ class Lifecycle:
         return changed if changed is not None else self.publish(job)
 
     def publish(self, job: Job) -> Job:
-        """Staged outputs into outbox/, then ``job.succeeded``, then the input to done/."""
+        """Staged outputs into outbox/, then ``job.succeeded``, then the input to done/.
+
+        Under a fenced attempt the job is read afresh first: a daemon back from a
+        network cut must not start moving files of a publication another adopted.
+        (Were both to move them, they would converge: the names are the job's own.)
+        """
         assert job.state is JobState.publishing and job.out_stem is not None
+        fence = _ATTEMPT.get()
+        if fence is not None:
+            now = self.store.job(job.id)
+            if now is None or now.worker != fence or now.state is not JobState.publishing:
+                raise StaleAttempt(job.id, fence, f"{now.state.value} on {now.worker}" if now else "absent")
         if job.staged:
             faults.point("rename")
             published = moves.publish(self.layout, job.id, job.out_stem, job.staged)

@@ -1,8 +1,13 @@
-"""One daemon per spool root: an exclusive ``flock`` on ``state/daemon.lock``.
+"""One daemon per state directory: an exclusive ``flock`` on ``<state>/daemon.lock``.
 
 The kernel releases the lock when the holder dies, however it dies, so a
 ``kill -9`` never leaves a stale lock behind; the pid written inside is only
 there to make the second daemon's message useful.
+
+A second lock on ``<root>/spool.lock`` guards the spool itself: a daemon with
+its own SQLite store holds it exclusively (two private stores on one inbox
+would transcribe every file twice); fleet daemons sharing a PostgreSQL store
+hold it shared, so any number of them may run, but never beside a SQLite one.
 """
 
 from __future__ import annotations
@@ -69,3 +74,47 @@ def holder_pid(path: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+class SpoolInUse(SpoolError):
+    exit_code = 3
+
+    def __init__(self, root: Path, shared: bool) -> None:
+        if shared:
+            msg = (
+                f"a daemon with its own SQLite store is running on {root}; a fleet daemon cannot share "
+                "the spool with it - stop it, or give it the fleet's store = postgresql://..."
+            )
+        else:
+            msg = (
+                f"another daemon is running on {root} (with its own state directory); two SQLite stores on "
+                "one spool would transcribe every file twice - stop it, or run both on one "
+                "store = postgresql://... (docs/scale-out.md)"
+            )
+        super().__init__(msg)
+
+
+class SpoolLock:
+    """``<root>/spool.lock``: exclusive for a SQLite daemon, shared among fleet daemons."""
+
+    def __init__(self, root: Path, *, shared: bool) -> None:
+        self.path = root / "spool.lock"
+        self.root = root
+        self.shared = shared
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SpoolInUse(self.root, self.shared) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+            self._fd = None

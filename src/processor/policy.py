@@ -69,6 +69,8 @@ class Verdict(enum.StrEnum):
     """The PID now belongs to another process (reuse): never signal it; orphaned, retry."""
     hung = "hung"
     """Alive but no progress for ``stall_s``: kill its tree, orphaned, retry."""
+    lease_expired = "lease_expired"
+    """A fleet host stopped renewing its lease (dead, frozen or cut off): orphaned, retried elsewhere."""
 
 
 def judge(*, exists: bool, identity_matches: bool, progress_age_s: float, stall_s: float) -> Verdict:

@@ -14,12 +14,14 @@ Runs once, after the lock is taken and before the first scan:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from processor.lifecycle import Lifecycle
 from processor.supervisor import kill_recorded
 from schema import events as ev
+from schema.errors import ConcurrencyError
 from schema.jobs import Job, JobState
 from spool import fsio, moves
 
@@ -38,16 +40,29 @@ class RecoveryReport:
         return {k: len(v) for k, v in self.__dict__.items() if v}
 
 
-def recover(lifecycle: Lifecycle, grace_s: float, log: Any) -> RecoveryReport:
+def recover(
+    lifecycle: Lifecycle,
+    grace_s: float,
+    log: Any,
+    may_take: Callable[[Job], bool] = lambda job: True,
+    host: str = "",
+    adopt: Callable[[Job], Job | None] = lambda job: job,
+) -> RecoveryReport:
+    """``may_take``: in a fleet, whether a job left running or publishing is this daemon's to finish
+    (its own previous instance, or a host whose lease ran out); another live host's work is left alone.
+    ``adopt`` makes a publishing job this daemon's (None: someone else got to it first)."""
     store, layout = lifecycle.store, lifecycle.layout
     report = RecoveryReport()
     live = store.jobs([JobState.running, JobState.publishing, JobState.queued, JobState.retry_wait])
     for job in live:
-        if job.state is JobState.running:
-            _orphan(lifecycle, job, grace_s, report)
-        elif job.state is JobState.publishing and lifecycle.quiet_wait(job) <= 0:
-            lifecycle.publish_when_quiet(job)
-            report.published.append(job.id)
+        if job.state is JobState.running and may_take(job):
+            _orphan(lifecycle, job, grace_s, report, host)
+        elif job.state is JobState.publishing and may_take(job):
+            adopted = adopt(job)
+            if adopted is not None and lifecycle.quiet_wait(adopted) <= 0:
+                with lifecycle.attempt(adopted.worker):
+                    lifecycle.publish_when_quiet(adopted)
+                report.published.append(job.id)
     for job in store.jobs([JobState.queued, JobState.retry_wait]):
         if not lifecycle.reconcile_input(job):
             lifecycle.fail_now(job, "input_missing", "the input is gone from work/, inbox/ and failed/")
@@ -60,20 +75,25 @@ def recover(lifecycle: Lifecycle, grace_s: float, log: Any) -> RecoveryReport:
     return report
 
 
-def _orphan(lifecycle: Lifecycle, job: Job, grace_s: float, report: RecoveryReport) -> None:
+def _orphan(lifecycle: Lifecycle, job: Job, grace_s: float, report: RecoveryReport, host: str) -> None:
     killed = False
-    if job.pid is not None and job.create_time is not None:
+    on_this_host = job.host in (None, "", host)  # a pid recorded on another host means nothing here
+    if on_this_host and job.pid is not None and job.create_time is not None:
         killed = kill_recorded(job.pid, job.create_time, grace_s)
     if killed:
         report.killed.append(job.id)
     orphaned = ev.JobOrphaned(reason="daemon_died", pid=job.pid, killed=killed)
-    lifecycle.fail(
-        job,
-        "daemon_died",
-        "the daemon stopped while this job ran; it resumes from its last checkpoint",
-        retryable=True,
-        prefix=[orphaned],
-    )
+    try:
+        lifecycle.fail(
+            job,
+            "daemon_died",
+            "the daemon stopped while this job ran; it resumes from its last checkpoint",
+            retryable=True,
+            prefix=[orphaned],
+            judged=True,
+        )
+    except ConcurrencyError:
+        return  # in a fleet, another daemon's sweep got there first
     report.orphaned.append(job.id)
 
 

@@ -115,3 +115,15 @@ class JobNotFound(SpoolError):
         else:
             msg = f"no job {ref!r}; `spool jobs` lists them"
         super().__init__(msg)
+
+
+class StaleAttempt(StoreError):
+    """An attempt tried to record something after its job moved on (another worker or host took it)."""
+
+    def __init__(self, job_id: str, worker: str, holder: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id}: attempt on {worker} is stale (the job is now {holder}); its result is dropped")
+
+
+class AlreadySubmitted(StoreError):
+    """The same dropped file is already an unfinished job (another host noticed it first)."""

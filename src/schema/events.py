@@ -64,6 +64,8 @@ class JobStarted(Event):
     engine: str
     model: str
     resume_from: float = 0.0  # seconds of audio already checkpointed
+    host: str = ""  # the host of the worker (fleets: liveness is judged by that host's lease)
+    instance: str = ""  # the daemon instance that runs it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,6 +174,22 @@ class JobOrphaned(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobAdopted(Event):
+    """A job publishing its outputs when its daemon's lease ran out is finished by another daemon.
+
+    The transcript is done and staged in the shared spool; only the moves into
+    outbox/ and done/ remain.  Recording the new owner fences the old one: if it
+    comes back, its ``job.succeeded`` is refused.
+    """
+
+    type: ClassVar[str] = "job.adopted"
+    worker: str  # the adopting daemon's publishing identity
+    host: str
+    instance: str
+    from_instance: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobCancelRequested(Event):
     """Someone (usually the CLI) asked for the job to stop."""
 
@@ -224,6 +242,17 @@ class DaemonStopped(Event):
     pid: int
     instance: str
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonLeaseRenewed(Event):
+    """A daemon is alive until ``until`` (ISO UTC); renewed at half the lease period (fleets only)."""
+
+    type: ClassVar[str] = "daemon.lease"
+    instance: str
+    host: str
+    pid: int
+    until: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,12 +334,14 @@ CATALOGUE: dict[str, type[Event]] = {
         JobFailed,
         JobRetryScheduled,
         JobOrphaned,
+        JobAdopted,
         JobCancelRequested,
         JobCancelled,
         JobRequeued,
         JobInputChanged,
         DaemonStarted,
         DaemonStopped,
+        DaemonLeaseRenewed,
         AlertRaised,
         AlertResolved,
         LogsPruned,

@@ -58,6 +58,7 @@ TRANSITIONS: dict[str, frozenset[JobState] | None] = {
     ev.JobFailed.type: frozenset(_LIVE),
     ev.JobRetryScheduled.type: frozenset({JobState.retry_wait}),
     ev.JobOrphaned.type: frozenset({JobState.running}),
+    ev.JobAdopted.type: frozenset({JobState.publishing}),
     ev.JobCancelRequested.type: frozenset(JobState),
     ev.JobCancelled.type: frozenset({JobState.queued, JobState.running, JobState.retry_wait}),
     ev.JobRequeued.type: frozenset({JobState.failed, JobState.cancelled}),
@@ -84,6 +85,8 @@ class Job:
     attempts: int = 0  # attempts started in the current round (reset by a requeue)
     total_attempts: int = 0
     worker: str | None = None
+    host: str | None = None  # where the current attempt runs (fleets)
+    instance: str | None = None  # which daemon runs it (fleets: judged by its lease)
     pid: int | None = None
     create_time: float | None = None
     engine: str | None = None
@@ -175,6 +178,8 @@ def _changes(job: Job, e: ev.Event, at: str) -> dict[str, Any]:  # noqa: C901 - 
             attempts=job.attempts + 1,
             total_attempts=job.total_attempts + 1,
             worker=e.worker,
+            host=e.host or None,
+            instance=e.instance or None,
             pid=e.pid,
             create_time=e.create_time,
             engine=e.engine,
@@ -255,6 +260,8 @@ def _changes(job: Job, e: ev.Event, at: str) -> dict[str, Any]:  # noqa: C901 - 
         return dict(not_before=e.not_before)
     if isinstance(e, ev.JobOrphaned):
         return dict(orphaned=job.orphaned + 1)
+    if isinstance(e, ev.JobAdopted):
+        return dict(worker=e.worker, host=e.host, instance=e.instance, pid=None, create_time=None)
     if isinstance(e, ev.JobCancelRequested):
         return dict(cancel_requested=not job.state.terminal)
     if isinstance(e, ev.JobCancelled):

@@ -17,13 +17,14 @@ from schema.mapper import Recorded
 ALERTS_SQL = (
     "SELECT rule, level, firing, metric, value, threshold, message, raised_at, resolved_at FROM alerts ORDER BY rule"
 )
+LEASES_SQL = "SELECT instance, host, pid, until, renewed_at FROM leases ORDER BY instance"
 NOTIFICATIONS_SQL = (
     "SELECT key, target, payload, state, attempts, not_before, last_error, queued_at, updated_at"
     " FROM notifications ORDER BY key"
 )
 
 
-def apply(conn: sqlite3.Connection, rec: Recorded) -> None:
+def apply(conn: Any, rec: Recorded) -> None:
     e = rec.event
     if isinstance(e, ev.AlertRaised):
         conn.execute(
@@ -37,6 +38,14 @@ def apply(conn: sqlite3.Connection, rec: Recorded) -> None:
         conn.execute(
             "UPDATE alerts SET firing = 0, value = ?, resolved_at = ? WHERE rule = ?", (e.value, rec.at, e.rule)
         )
+    elif isinstance(e, ev.DaemonLeaseRenewed):
+        conn.execute(
+            "INSERT INTO leases (instance, host, pid, until, renewed_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(instance) DO UPDATE SET until = excluded.until, renewed_at = excluded.renewed_at",
+            (e.instance, e.host, e.pid, e.until, rec.at),
+        )
+    elif isinstance(e, ev.DaemonStopped):
+        conn.execute("UPDATE leases SET until = ?, renewed_at = ? WHERE instance = ?", (rec.at, rec.at, e.instance))
     elif isinstance(e, ev.NotificationQueued):
         conn.execute(
             "INSERT INTO notifications (key, target, payload, state, attempts, not_before, last_error, queued_at,"
@@ -57,10 +66,12 @@ def apply(conn: sqlite3.Connection, rec: Recorded) -> None:
         )
 
 
-def snapshot(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+def snapshot(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """``conn``: anything with ``execute(sql)`` (a sqlite3 connection or a store's executor)."""
     return {
         "alerts": [tuple(r) for r in conn.execute(ALERTS_SQL)],
         "notifications": [tuple(r) for r in conn.execute(NOTIFICATIONS_SQL)],
+        "leases": [tuple(r) for r in conn.execute(LEASES_SQL)],
     }
 
 

@@ -13,7 +13,7 @@ from schema import projections
 from schema.events import job_id_of
 from schema.jobs import Job, apply
 from schema.mapper import Recorded
-from schema.sqlite_store import SQLiteEventStore
+from schema.store import EventStore
 
 
 @dataclass
@@ -39,7 +39,7 @@ class VerifyReport:
         return out
 
 
-def rebuild(store: SQLiteEventStore, batch: int = 5000) -> tuple[dict[str, Job], int, list[Recorded]]:
+def rebuild(store: EventStore, batch: int = 5000) -> tuple[dict[str, Job], int, list[Recorded]]:
     """Fold every job stream; return (jobs, events read, the daemon-level records)."""
     jobs: dict[str, Job] = {}
     others: list[Recorded] = []
@@ -58,7 +58,7 @@ def rebuild(store: SQLiteEventStore, batch: int = 5000) -> tuple[dict[str, Job],
             jobs[job_id] = apply(jobs.get(job_id), rec.event, at=rec.at, version=rec.version)
 
 
-def verify(store: SQLiteEventStore) -> VerifyReport:
+def verify(store: EventStore) -> VerifyReport:
     folded, count, others = rebuild(store)
     stored = store.stored_jobs()
     report = VerifyReport(events=count, jobs=len(folded))

@@ -1,55 +1,42 @@
-"""The ``EventStore`` port: what the rest of spoolscribe may ask of any event store.
+"""The ``EventStore`` port and how to open one.
 
-SQLite is the embedded default (:mod:`schema.sqlite_store`); every backend must
-pass ``tests/schema/test_store_contract.py``.
+SQLite (a file in the spool's state directory) is the embedded default;
+PostgreSQL (``store = "postgresql://..."``) lets several hosts share one
+log.  Both pass ``tests/schema/test_store_contract.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from pathlib import Path
 
-from schema.events import Event
-from schema.jobs import Job, JobState
-from schema.mapper import Recorded
+from schema.base_store import ANY, Clock, _Any, utc_now
+from schema.base_store import BaseEventStore as EventStore
 
-
-class _Any:
-    """Sentinel: append at whatever version the stream is at."""
-
-    def __repr__(self) -> str:
-        return "ANY"
+__all__ = ["ANY", "EventStore", "_Any", "is_postgres", "open_store"]
 
 
-ANY = _Any()
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
 
 
-class EventStore(Protocol):
-    def append(
-        self,
-        stream: str,
-        events: Sequence[Event],
-        *,
-        expected_version: int | _Any = ANY,
-        idempotency_key: str | None = None,
-    ) -> list[Recorded]: ...
+def open_store(
+    url: str,
+    db_path: Path,
+    *,
+    create: bool = False,
+    backup_dir: Path | None = None,
+    clock: Clock | None = None,
+    idle_timeout_s: float = 5.0,
+) -> EventStore:
+    """The store named by ``url`` (empty: the SQLite file ``db_path``).
 
-    def read(self, stream: str, after_version: int = 0) -> list[Recorded]: ...
+    ``idle_timeout_s``: PostgreSQL ends a session left idle inside a transaction
+    this long (a frozen or cut-off host), releasing its locks.
+    """
+    if is_postgres(url):
+        from schema.pg_store import PostgresEventStore
 
-    def read_all(
-        self, after_position: int = 0, limit: int | None = None, types: Sequence[str] = ()
-    ) -> list[Recorded]: ...
+        return PostgresEventStore(url, clock=clock or utc_now, create=create, idle_timeout_s=idle_timeout_s)
+    from schema.sqlite_store import SQLiteEventStore
 
-    def follow(self, after_position: int = 0, poll_s: float = 0.2) -> Iterator[Recorded]: ...
-
-    def last_position(self) -> int: ...
-
-    def job(self, job_id: str) -> Job | None: ...
-
-    def find_job(self, ref: str) -> Job: ...
-
-    def jobs(self, states: Sequence[JobState] = (), limit: int | None = None) -> list[Job]: ...
-
-    def count_by_state(self) -> dict[str, int]: ...
-
-    def close(self) -> None: ...
+    return SQLiteEventStore(db_path, clock=clock or utc_now, create=create, backup_dir=backup_dir)

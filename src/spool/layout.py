@@ -11,9 +11,14 @@ DIR_MODE = 0o750
 
 @dataclass(frozen=True)
 class Layout:
-    """Every path the daemon touches, derived from one root."""
+    """Every path the daemon touches, derived from one root (and a state directory, <root>/state by default).
+
+    In a fleet the spool (inbox/, work/, outbox/ ...) is shared and each host has its own state
+    directory: its lock, its SQLite file if any, its reports.
+    """
 
     root: Path
+    state_dir: Path | None = None
 
     @property
     def inbox(self) -> Path:
@@ -41,7 +46,7 @@ class Layout:
 
     @property
     def state(self) -> Path:
-        return self.root / "state"
+        return self.state_dir or self.root / "state"
 
     @property
     def db(self) -> Path:

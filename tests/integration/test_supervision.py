@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -143,6 +144,15 @@ def test_second_daemon_on_the_same_root_is_refused(spool: Spool) -> None:
     assert f"already running on {spool.root}" in result.stderr and f"pid {first.proc.pid}" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - t0 < 10
+    assert first.alive()
+
+
+def test_a_second_sqlite_daemon_with_its_own_state_directory_is_refused(spool: Spool, tmp_path: Path) -> None:
+    """Two private SQLite stores on one inbox would transcribe every file twice: only a fleet may share a spool."""
+    first = spool.start()
+    result = spool.cli("run", "--root", str(spool.root), SPOOL_STATE_DIR=str(tmp_path / "elsewhere"))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "two SQLite stores on one spool would transcribe every file twice" in result.stderr
     assert first.alive()
 
 

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from schema import events as ev
-from schema.errors import ConcurrencyError, IllegalTransition, JobNotFound, StoreBusy
+from schema.errors import ConcurrencyError, IllegalTransition, JobNotFound, StaleAttempt, StoreBusy
 from schema.jobs import JobState
 from schema.replay import verify
 from schema.sqlite_store import SQLiteEventStore
-from schema.store import ANY
+from schema.store import ANY, EventStore, open_store
 from tests.conftest import wait_for
 from tests.unit.events_fixtures import started, submitted
 
 
-def test_append_and_read_back(store: SQLiteEventStore) -> None:
+def test_append_and_read_back(store: EventStore) -> None:
     recs = store.append("job-j1", [submitted("j1"), started()])
     assert [r.version for r in recs] == [1, 2]
     assert recs[1].position > recs[0].position
@@ -30,20 +33,20 @@ def test_append_and_read_back(store: SQLiteEventStore) -> None:
     assert store.read("job-j1", after_version=1)[0].event == started()
 
 
-def test_projection_is_updated_in_the_same_transaction(store: SQLiteEventStore) -> None:
+def test_projection_is_updated_in_the_same_transaction(store: EventStore) -> None:
     store.append("job-j1", [submitted("j1"), started()])
     job = store.job("j1")
     assert job is not None and job.state is JobState.running and job.pid == 123
 
 
-def test_expected_version_guards_concurrent_writers(store: SQLiteEventStore) -> None:
+def test_expected_version_guards_concurrent_writers(store: EventStore) -> None:
     store.append("job-j1", [submitted("j1")], expected_version=0)
     with pytest.raises(ConcurrencyError, match="is at version 1, not 0"):
         store.append("job-j1", [started()], expected_version=0)
     store.append("job-j1", [started()], expected_version=1)
 
 
-def test_illegal_transition_rolls_back_the_whole_batch(store: SQLiteEventStore) -> None:
+def test_illegal_transition_rolls_back_the_whole_batch(store: EventStore) -> None:
     store.append("job-j1", [submitted("j1")])
     with pytest.raises(IllegalTransition):
         store.append("job-j1", [started(), ev.JobSucceeded(outputs=[], done_path=None)])
@@ -52,14 +55,14 @@ def test_illegal_transition_rolls_back_the_whole_batch(store: SQLiteEventStore) 
     assert job is not None and job.state is JobState.queued
 
 
-def test_idempotency_key_makes_a_repeated_append_a_no_op(store: SQLiteEventStore) -> None:
+def test_idempotency_key_makes_a_repeated_append_a_no_op(store: EventStore) -> None:
     first = store.append("job-j1", [submitted("j1"), started()], idempotency_key="k1")
     again = store.append("job-j1", [submitted("j1"), started()], idempotency_key="k1")
     assert [r.position for r in again] == [r.position for r in first]
     assert len(store.read("job-j1")) == 2
 
 
-def test_read_all_in_global_order_and_by_type(store: SQLiteEventStore) -> None:
+def test_read_all_in_global_order_and_by_type(store: EventStore) -> None:
     store.append("job-a", [submitted("a")])
     store.append("job-b", [submitted("b")])
     store.append("job-a", [started()])
@@ -68,12 +71,12 @@ def test_read_all_in_global_order_and_by_type(store: SQLiteEventStore) -> None:
     assert len(store.read_all(after_position=store.read_all()[0].position)) == 2
 
 
-def test_follow_tails_new_events(store: SQLiteEventStore, tmp_path: Path) -> None:
+def test_follow_tails_new_events(store: EventStore, tmp_path: Path) -> None:
     stop = threading.Event()
     seen: list[str] = []
 
     def tail() -> None:
-        reader = SQLiteEventStore(store.path)
+        reader = open_store(store.url, store.path)
         for rec in reader.follow(0, poll_s=0.02, stop=stop):
             seen.append(rec.stream)
             if len(seen) == 2:
@@ -88,13 +91,13 @@ def test_follow_tails_new_events(store: SQLiteEventStore, tmp_path: Path) -> Non
     assert seen == ["job-a", "job-b"]
 
 
-def test_daemon_stream_appends_at_any_version(store: SQLiteEventStore) -> None:
+def test_daemon_stream_appends_at_any_version(store: EventStore) -> None:
     store.append(ev.DAEMON_STREAM, [ev.LogsPruned(files=1, bytes=1)], expected_version=ANY)
     store.append(ev.DAEMON_STREAM, [ev.LogsPruned(files=2, bytes=2)])
     assert [r.version for r in store.read(ev.DAEMON_STREAM)] == [1, 2]
 
 
-def test_find_job_by_prefix(store: SQLiteEventStore) -> None:
+def test_find_job_by_prefix(store: EventStore) -> None:
     store.append("job-abc123", [submitted("abc123")])
     store.append("job-abd456", [submitted("abd456")])
     assert store.find_job("abc").id == "abc123"
@@ -104,22 +107,27 @@ def test_find_job_by_prefix(store: SQLiteEventStore) -> None:
         store.find_job("zz")
 
 
-def test_jobs_by_state_and_counts(store: SQLiteEventStore) -> None:
+def test_jobs_by_state_and_counts(store: EventStore) -> None:
     store.append("job-a", [submitted("a")])
     store.append("job-b", [submitted("b"), started()])
     assert [j.id for j in store.jobs([JobState.running])] == ["b"]
     assert store.count_by_state() == {"queued": 1, "running": 1}
 
 
-def test_replay_verify_detects_a_tampered_projection(store: SQLiteEventStore) -> None:
+def test_replay_verify_detects_a_tampered_projection(store: EventStore) -> None:
     store.append("job-a", [submitted("a"), started()])
     assert verify(store).ok
-    store._conn.execute("UPDATE jobs SET doc = json_set(doc, '$.attempts', 7) WHERE id = 'a'")
+    with store.transaction() as x:  # tamper with the projection behind the log's back
+        if store.dialect.name == "sqlite":
+            x.execute("UPDATE jobs SET doc = json_set(doc, '$.attempts', 7) WHERE id = 'a'")
+        else:
+            x.execute("""UPDATE jobs SET doc = (doc::jsonb || '{"attempts": 7}'::jsonb)::text WHERE id = 'a'""")
     report = verify(store)
     assert not report.ok and report.differ == {"a": ["attempts"]}
 
 
-def test_a_writer_holding_the_lock_delays_but_loses_nothing(store: SQLiteEventStore) -> None:
+def test_a_writer_holding_the_lock_delays_but_loses_nothing(sqlite_store: SQLiteEventStore) -> None:
+    store = sqlite_store  # SQLite's own locking
     """Another process holds BEGIN IMMEDIATE for 1.5 s; our append waits and then succeeds."""
     store.append("job-a", [submitted("a")])
     holder = subprocess.Popen(
@@ -183,7 +191,7 @@ def test_a_full_disk_is_a_store_error_and_nothing_is_half_written(tmp_path: Path
 
     s = SQLiteEventStore(tmp_path / "x.db", create=True)
     s.append("job-a", [submitted("a")])
-    s._conn.execute("PRAGMA max_page_count = 1")  # the database may not grow: as if the disk were full
+    s._raw.execute("PRAGMA max_page_count = 1")  # the database may not grow: as if the disk were full
     big = submitted("b")
     import dataclasses
 
@@ -192,3 +200,189 @@ def test_a_full_disk_is_a_store_error_and_nothing_is_half_written(tmp_path: Path
         s.append("job-b", [big])
     assert [r.stream for r in s.read_all()] == ["job-a"]
     s.close()
+
+
+def test_a_stale_attempt_cannot_record_anything(store: EventStore) -> None:
+    """Fencing: once a job moved to another worker, the old attempt's appends are refused."""
+    store.append("job-a", [submitted("a"), started()])  # on worker w1
+    store.append("job-a", [ev.JobProbed(sha256="x", duration_s=1.0)], attempt_of="w1")
+    with pytest.raises(StaleAttempt, match="is stale"):
+        store.append("job-a", [ev.JobProbed(sha256="x", duration_s=1.0)], attempt_of="w2")
+    store.append(
+        "job-a",
+        [
+            ev.JobOrphaned(reason="dead", pid=1, killed=False),
+            ev.JobFailed(reason="daemon_died", message="m", retryable=True, final=False, attempt=1, counted=False),
+        ],
+    )
+    with pytest.raises(StaleAttempt):
+        store.append(
+            "job-a",
+            [ev.JobTranscribed(out_stem="a", outputs=[], language="en", duration_s=1, elapsed_s=1)],
+            attempt_of="w1",
+        )
+    assert store.job("a").state.value == "retry_wait"  # type: ignore[union-attr]
+
+
+def test_only_one_claim_wins(store: EventStore) -> None:
+    store.append("job-a", [submitted("a")])
+    job = store.job("a")
+    assert job is not None
+    first = store.claim(job, started())
+    second = store.claim(job, started())  # the same version seen by a second host
+    assert first is not None and first.state.value == "running" and second is None
+    assert [r.type for r in store.read("job-a")] == ["job.submitted", "job.started"]
+
+
+def test_one_unfinished_job_per_dropped_file(store: EventStore) -> None:
+    from schema.errors import AlreadySubmitted
+
+    store.append("job-a", [submitted("a", "x.wav")])
+    with pytest.raises(AlreadySubmitted):
+        store.append("job-b", [submitted("b", "x.wav")])  # another host noticed the same file
+    assert store.job("b") is None and len(store.read_all()) == 1
+    store.append("job-a", [ev.JobCancelled(failed_path="x.wav")])
+    store.append("job-c", [submitted("c", "x.wav")])  # the file dropped again after the first ended
+
+
+def test_leases_are_projected(store: EventStore) -> None:
+    store.append(ev.DAEMON_STREAM, [ev.DaemonLeaseRenewed(instance="i1", host="h1", pid=7, until="2030-01-01")])
+    store.append(ev.DAEMON_STREAM, [ev.DaemonLeaseRenewed(instance="i1", host="h1", pid=7, until="2031-01-01")])
+    (lease,) = store.leases()
+    assert (lease["instance"], lease["host"], lease["until"]) == ("i1", "h1", "2031-01-01")
+    assert verify(store).ok
+
+
+def test_compaction_keeps_replay_exact(store: EventStore) -> None:
+    store.append("job-a", [submitted("a"), started()])
+    for i in range(6):
+        store.append("job-a", [ev.JobHeartbeat(cpu_percent=float(i), rss_bytes=i, position_s=0.0)])
+    store.append("job-a", [ev.JobCancelled(failed_path="a.wav")])
+    before = store.job("a")
+    assert store.compact_heartbeats("9999") == (1, 4)
+    assert store.job("a") == before and verify(store).ok
+    assert sum(1 for r in store.read("job-a") if r.type == "job.heartbeat") == 2
+
+
+def test_concurrent_writers_never_reorder_positions_for_a_follower(store: EventStore) -> None:
+    """Two writers (two connections) append at once; a follower reading by position sees every event."""
+    other = open_store(store.url, store.path)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def tail() -> None:
+        cursor = 0
+        while not stop.is_set() or cursor < store.last_position():
+            for rec in store.read_all(cursor, limit=1000):
+                cursor = rec.position
+                seen.append(rec.position)
+
+    def write(s: EventStore, prefix: str) -> None:
+        for i in range(60):
+            s.append(f"{prefix}-{i}", [ev.LogsPruned(files=i, bytes=i)])
+
+    threads = [
+        threading.Thread(target=tail),
+        threading.Thread(target=write, args=(store, "a")),
+        threading.Thread(target=write, args=(other, "b")),
+    ]
+    for t in threads:
+        t.start()
+    threads[1].join(60)
+    threads[2].join(60)
+    stop.set()
+    threads[0].join(60)
+    other.close()
+    everything = [r.position for r in store.read_all()]
+    assert len(everything) == 120 and sorted(set(seen)) == everything
+
+
+def run_together(*fns: Callable[[], None], timeout: float = 120) -> list[BaseException]:
+    """Run ``fns`` in threads at once; the exceptions they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread hung (a deadlock?)"
+    return errors
+
+
+def test_racing_claimers_take_each_job_once_while_jobs_are_cancelled(store: EventStore) -> None:
+    """Two hosts claim from one queue while a third writer cancels: no job twice, no deadlock, no error."""
+    n = 40
+    for i in range(n):
+        store.append(f"job-q{i}", [submitted(f"q{i}")])
+    hosts = [open_store(store.url, store.path), open_store(store.url, store.path)]
+    won: list[list[str]] = [[], []]
+
+    def claimer(h: int) -> None:
+        while queued := hosts[h].jobs([JobState.queued]):
+            won[h] += [job.id for job in queued if hosts[h].claim(job, started()) is not None]
+
+    def canceller() -> None:
+        for i in range(0, n, 4):
+            job = store.job(f"q{i}")
+            if job is not None and job.state is JobState.queued:
+                with contextlib.suppress(ConcurrencyError):  # a claimer started it meanwhile
+                    store.append(f"job-q{i}", [ev.JobCancelled(failed_path=job.source)], expected_version=job.version)
+
+    errors = run_together(lambda: claimer(0), lambda: claimer(1), canceller)
+    for h in hosts:
+        h.close()
+    assert not errors, errors
+    claimed = won[0] + won[1]
+    assert len(claimed) == len(set(claimed))
+    assert all(sum(r.type == "job.started" for r in store.read(f"job-{j.id}")) <= 1 for j in store.jobs())
+    states = [j.state for j in store.jobs()]
+    assert states.count(JobState.running) == len(claimed) and JobState.queued not in states
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_a_job_another_host_is_claiming(pg_url: str, tmp_path: Path) -> None:
+    """FOR UPDATE SKIP LOCKED: a row locked by another claimer is passed over at once, not waited for."""
+    import psycopg
+
+    store = open_store(pg_url, tmp_path / "unused.db", create=True)
+    try:
+        store.append("job-a", [submitted("a")])
+        job = store.job("a")
+        assert job is not None
+        with psycopg.connect(pg_url) as other, other.transaction():
+            other.execute("SELECT 1 FROM jobs WHERE id = 'a' FOR UPDATE")
+            t0 = time.monotonic()
+            assert store.claim(job, started()) is None
+            assert time.monotonic() - t0 < 2.0
+        claimed = store.claim(job, started())  # released: now it is ours
+        assert claimed is not None and claimed.state is JobState.running
+    finally:
+        store.close()
+
+
+def test_a_healthy_store_passes_its_checks(store: EventStore) -> None:
+    store.append("job-a", [submitted("a"), started()])
+    assert store.quick_check() == "ok" and store.integrity_check() == "ok"
+
+
+@pytest.mark.postgres
+def test_postgres_integrity_check_finds_a_job_row_without_events(pg_url: str, tmp_path: Path) -> None:
+    from schema.base_store import write_job
+
+    store = open_store(pg_url, tmp_path / "unused.db", create=True)
+    try:
+        store.append("job-a", [submitted("a")])
+        job = store.job("a")
+        assert job is not None
+        with store.transaction() as x:
+            write_job(x, dataclasses.replace(job, id="ghost", source="ghost.wav"))
+        assert store.integrity_check() == "1 job rows without events"
+    finally:
+        store.close()

@@ -7,9 +7,15 @@ from schema import events as ev
 AT = "2026-01-01T00:00:00.000000+00:00"
 
 
-def submitted(job_id: str = "j1", source: str = "a/meeting.wav") -> ev.JobSubmitted:
+def submitted(job_id: str = "j1", source: str | None = None) -> ev.JobSubmitted:
+    """A new job; its source differs per job id (one unfinished job per dropped file)."""
     return ev.JobSubmitted(
-        job_id=job_id, source=source, size=10, mtime_ns=1, options={"formats": ["txt"]}, options_key="k"
+        job_id=job_id,
+        source=source or f"a/meeting-{job_id}.wav",
+        size=10,
+        mtime_ns=1,
+        options={"formats": ["txt"]},
+        options_key="k",
     )
 
 
@@ -51,6 +57,7 @@ SAMPLES: dict[str, ev.Event] = {
     "job.failed": failed(final=False),
     "job.retry_scheduled": ev.JobRetryScheduled(attempt=2, not_before=AT, delay_s=1.0),
     "job.orphaned": ev.JobOrphaned(reason="daemon_died", pid=1, killed=False),
+    "job.adopted": ev.JobAdopted(worker="i2-publish", host="h2", instance="i2", from_instance="i1"),
     "job.cancel_requested": ev.JobCancelRequested(),
     "job.cancelled": ev.JobCancelled(failed_path="meeting.wav"),
     "job.requeued": ev.JobRequeued(from_path="meeting.wav"),

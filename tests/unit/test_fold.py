@@ -42,6 +42,7 @@ EXPECTED = {
     ("job.failed", JobState.publishing): JobState.retry_wait,
     ("job.retry_scheduled", JobState.retry_wait): JobState.retry_wait,
     ("job.orphaned", JobState.running): JobState.running,
+    ("job.adopted", JobState.publishing): JobState.publishing,
     ("job.cancelled", JobState.queued): JobState.cancelled,
     ("job.cancelled", JobState.running): JobState.cancelled,
     ("job.cancelled", JobState.retry_wait): JobState.cancelled,
@@ -128,3 +129,8 @@ def test_cancel_request_on_a_finished_job_changes_nothing() -> None:
 def test_job_round_trips_through_dict() -> None:
     job = job_in(JobState.succeeded)
     assert Job.from_dict(job.to_dict()) == job
+
+
+def test_adoption_moves_a_publishing_job_to_its_new_owner() -> None:
+    job = apply(job_in(JobState.publishing), SAMPLES["job.adopted"], at=AT, version=99)
+    assert (job.worker, job.host, job.instance, job.pid) == ("i2-publish", "h2", "i2", None)

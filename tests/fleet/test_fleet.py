@@ -1,0 +1,133 @@
+"""Three daemons as separate processes, each with its own state directory, on one shared spool and one
+PostgreSQL database: every input transcribed exactly once, whatever happens to a host."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+
+import pytest
+
+from schema.jobs import JobState
+from tests.conftest import script, survivors, wait_for
+from tests.fleet.conftest import LEASE_S, FleetSpool, kill_tree, running_on
+from tests.spoolcheck import problems
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+HOSTS = ("alpha", "beta", "gamma")
+
+
+def drop_batch(fleet: FleetSpool, n: int, tag: str, **kw: object) -> list[str]:
+    names = [f"{tag}{i:02d}.wav" for i in range(n)]
+    for i, name in enumerate(names):
+        fleet.drop(name, script(n=f"{tag}{i}", **{"duration": 2, "segments": 2, **kw}))
+    return names
+
+
+def finish(fleet: FleetSpool, goods: list[str], timeout: float = 120) -> None:
+    fleet.wait_terminal(len(goods), timeout=timeout)
+    found = problems(fleet, goods, [])
+    assert not found, found
+
+
+def started_hosts(fleet: FleetSpool, job_id: str) -> list[str]:
+    return [r.event.host for r in fleet.events(job_id) if r.type == "job.started"]
+
+
+def test_a_batch_is_transcribed_once_and_spread_across_hosts(fleet: FleetSpool) -> None:
+    for host in HOSTS:
+        fleet.start_host(host)
+    goods = drop_batch(fleet, 60, "b", delay_s=0.15)
+    finish(fleet, goods)
+    by_host = collections.Counter(j.host for j in fleet.jobs())
+    assert set(by_host) == set(HOSTS), by_host
+    assert min(by_host.values()) >= 6, by_host  # each host did a real share, not a token job
+    assert all(len(started_hosts(fleet, j.id)) == 1 for j in fleet.jobs())  # nobody started twice
+    replay = fleet.cli("replay", "--verify", check=True)
+    assert "projection matches the log" in replay.stdout
+    for d in fleet.hosts.values():
+        assert d.stop() == 0
+    assert survivors(str(fleet.root)) == []
+
+
+def test_kill9_of_a_host_moves_its_jobs_after_its_lease(fleet: FleetSpool) -> None:
+    for host in HOSTS:
+        fleet.start_host(host)
+    goods = drop_batch(fleet, 9, "k", duration=6, segments=6, delay_s=0.3)
+    victim = running_on(fleet, "beta")
+    kill_tree(fleet.hosts["beta"])
+    killed_at = time.monotonic()
+    moved = wait_for(
+        lambda: next((j for j in fleet.jobs() if j.id == victim.id and j.host not in (None, "beta")), None),
+        30,
+        what="the killed host's job restarted elsewhere",
+    )
+    took = time.monotonic() - killed_at
+    assert took >= LEASE_S * 0.5  # not before the lease could have run out (renewed at half the lease)
+    assert moved.state in (JobState.running, JobState.publishing, JobState.succeeded)
+    finish(fleet, goods)
+    hosts = started_hosts(fleet, victim.id)
+    assert hosts[0] == "beta" and hosts[-1] != "beta"
+    orphaned = [r.event for r in fleet.events(victim.id) if r.type == "job.orphaned"]
+    assert len(orphaned) == 1 and "lease" in orphaned[0].reason
+
+
+def test_the_sweep_leader_dies_and_another_takes_over(fleet: FleetSpool) -> None:
+    for host in HOSTS:
+        fleet.start_host(host)
+    leader = wait_for(fleet.leader, 20, what="a leader")
+    goods = drop_batch(fleet, 6, "l", duration=6, segments=6, delay_s=0.3)
+    victim = running_on(fleet, leader)
+    kill_tree(fleet.hosts[leader])
+    t0 = time.monotonic()
+    successor = wait_for(lambda: fleet.leader() not in (None, leader) and fleet.leader(), 20, what="a new leader")
+    assert time.monotonic() - t0 <= LEASE_S + 1.0  # within one lease period
+    assert successor != leader
+    finish(fleet, goods)  # the new leader's sweep found the dead leader's job
+    assert started_hosts(fleet, victim.id)[-1] != leader
+
+
+def test_a_frozen_host_loses_its_jobs_and_never_publishes_a_second_result(fleet: FleetSpool) -> None:
+    """A network cut, simulated by SIGSTOP on one daemon for longer than its lease; its worker runs on."""
+    for host in HOSTS:
+        fleet.start_host(host)
+    goods = drop_batch(fleet, 6, "s", duration=4, segments=4, delay_s=0.3)
+    frozen = fleet.hosts["gamma"]
+    victim = running_on(fleet, "gamma")
+    frozen.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: next((j for j in fleet.jobs() if j.id == victim.id and j.state is JobState.succeeded), None),
+            60,
+            what="the frozen host's job finished elsewhere",
+        )
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    # back from the cut, its worker's result is refused: it learns that the job moved and drops it
+    wait_for(lambda: "job.stale" in frozen.output(), 30, what="the resumed host noticing its stale attempt")
+    assert frozen.alive()
+    finish(fleet, goods)
+    types = [r.type for r in fleet.events(victim.id)]
+    assert types.count("job.transcribed") == 1 and types.count("job.succeeded") == 1
+    assert started_hosts(fleet, victim.id)[0] == "gamma" and started_hosts(fleet, victim.id)[-1] != "gamma"
+    late = drop_batch(fleet, 3, "after")  # the resumed host is a full member again
+    finish(fleet, goods + late)
+
+
+def test_a_publication_held_by_a_dead_host_is_adopted_and_published_once(fleet: FleetSpool) -> None:
+    """A file written in place is held after transcription until quiet; its host dies while holding it."""
+    gamma = fleet.start_host("gamma", SPOOL_RECENT_S="60")
+    (fleet.inbox / "inplace.wav").write_bytes(script(duration=1, segments=1, n="in-place"))
+    held = wait_for(
+        lambda: next((j for j in fleet.jobs() if j.state is JobState.publishing), None), 30, what="a held publication"
+    )
+    assert held.host == "gamma" and not fleet.outbox_files()
+    for host in ("alpha", "beta"):
+        fleet.start_host(host)
+    kill_tree(gamma)
+    fleet.wait_terminal(1, timeout=30)
+    adopted = [r.event for r in fleet.events(held.id) if r.type == "job.adopted"]
+    assert len(adopted) == 1 and adopted[0].from_instance == held.instance and adopted[0].host != "gamma"
+    finish(fleet, ["inplace.wav"])
