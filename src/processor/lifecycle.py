@@ -80,7 +80,7 @@ class Lifecycle:
         """Record a failed attempt; schedule the retry or quarantine the input."""
         decision = policy.decide_retry(
             attempts=job.attempts,
-            total_attempts=job.total_attempts,
+            total_attempts=job.total_attempts - job.shutdowns,
             max_attempts=self.settings.max_attempts,
             retryable=retryable,
             reason=reason,
