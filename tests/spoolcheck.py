@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 from schema.jobs import JobState
@@ -97,5 +98,10 @@ def run_to_completion(spool: Spool, total: int, timeout: float = 90) -> None:
 
 
 def crash_at(spool: Spool, point: str, skip: int) -> int:
+    """Run a daemon armed to die at ``point``; its exit code (137), or -1 if the point was never reached."""
     d = spool.start(wait_ready=False, SPOOL_FAULT_POINT=point, SPOOL_FAULT_SKIP=str(skip))
-    return d.proc.wait(timeout=60)
+    try:
+        return d.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        d.kill9()
+        return -1

@@ -111,7 +111,7 @@ class Lifecycle:
         """
         decision = policy.decide_retry(
             attempts=job.attempts,
-            total_attempts=job.total_attempts,
+            total_attempts=job.total_attempts - job.shutdowns,
             max_attempts=self.settings.max_attempts,
             retryable=retryable,
             reason=reason,

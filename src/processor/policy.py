@@ -43,6 +43,8 @@ def decide_retry(
     counted = reason not in NOT_COUNTED
     effective = attempts if counted else attempts - 1
     # Even uncounted failures stop somewhere: a job that keeps killing its daemon must end.
+    # ``total_attempts`` leaves out clean daemon stops (an operator restarting the service
+    # is no evidence against the job being worked on).
     runaway = total_attempts >= 3 * max_attempts
     final = (not retryable) or effective >= max_attempts or runaway
     delay = 0.0 if not counted else backoff(max(1, effective), base_s, cap_s, job_id)

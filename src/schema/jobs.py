@@ -15,6 +15,7 @@ from typing import Any
 
 from schema import events as ev
 from schema.errors import IllegalTransition
+from schema.reasons import Reason
 
 
 class JobState(enum.StrEnum):
@@ -84,6 +85,7 @@ class Job:
     settled_by: str = "looks"
     attempts: int = 0  # attempts started in the current round (reset by a requeue)
     total_attempts: int = 0
+    shutdowns: int = 0  # attempts ended by a clean daemon stop: no evidence against the job
     worker: str | None = None
     host: str | None = None  # where the current attempt runs (fleets)
     instance: str | None = None  # which daemon runs it (fleets: judged by its lease)
@@ -245,6 +247,7 @@ def _changes(job: Job, e: ev.Event, at: str) -> dict[str, Any]:  # noqa: C901 - 
         return dict(
             state=JobState.failed if e.final else JobState.retry_wait,
             attempts=job.attempts if e.counted else max(0, job.attempts - 1),
+            shutdowns=job.shutdowns + (e.reason == Reason.interrupted),
             reason=e.reason,
             message=e.message,
             exit_code=e.exit_code,

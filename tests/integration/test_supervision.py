@@ -196,6 +196,19 @@ def test_sigterm_stops_workers_records_the_interruption_and_exits_zero(spool: Sp
     assert done.state is JobState.succeeded
 
 
+def test_restarting_the_service_often_never_fails_the_job_being_worked_on(spool: Spool) -> None:
+    """Clean stops are no evidence against a job: past the runaway guard (3 x max_attempts) it still finishes."""
+    spool.config["SPOOL_MAX_ATTEMPTS"] = "1"  # the guard would end the job after 3 attempts
+    spool.drop("long.wav", script(duration=10, segments=10, delay_s=0.3))
+    for _ in range(4):
+        d = spool.start()
+        running_job(spool)
+        assert d.stop(signal.SIGTERM, timeout=30) == 0
+    spool.start()
+    (done,) = spool.wait_terminal(1, timeout=60)
+    assert done.state is JobState.succeeded and done.total_attempts == 5 and done.shutdowns == 4
+
+
 def test_retry_brings_a_failed_input_back(spool: Spool) -> None:
     spool.start()
     spool.drop("once.wav", script(duration=1, segments=1, attempts={"1": {"mode": "bad_input"}}))

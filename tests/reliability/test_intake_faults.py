@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import json
 import os
 import queue
@@ -457,17 +458,25 @@ def test_r19_inotify_overflow(spool: Spool, record: Record) -> None:
     seen = submitted_at(spool)
     last = max(seen.values()) - burst_end
     restarts = spool.daemons[0].output().count("watcher.restarted")
+    # "Within one rescan": the events the watcher lost are found by the first rescan after the burst,
+    # so submissions form one stream after at most one pause of up to rescan_s.  A file left for a
+    # second rescan would show as a second pause.
+    times = sorted(seen.values())
+    gaps = [(b - a, b) for a, b in itertools.pairwise(times)]
+    pauses = [(gap, resumed) for gap, resumed in gaps if gap > rescan / 2]
+    stream = times[-1] - (pauses[-1][1] if pauses else times[0])
     record(
         "19",
         "inotify overflow (max_queued_events = 16) under a burst",
         runs=n,
         failures=n - len(seen),
-        figure=f"{len(seen)}/{n} submitted; the last {last:.1f} s after the burst ended (rescan_s {rescan:g}); "
-        f"burst took {burst_end - t0:.1f} s; watcher restarts {restarts}; sysctl restored",
+        figure=f"{len(seen)}/{n} submitted, {len(pauses)} pause(s) > rescan_s/2 (waits for a rescan); the last "
+        f"{last:.1f} s after the burst ended (rescan_s {rescan:g}; the rescan submitted its files in "
+        f"{stream:.1f} s); burst took {burst_end - t0:.1f} s; watcher restarts {restarts}; sysctl restored",
         target=f"{n}/{n} within one rescan",
-        met=len(seen) == n and last <= rescan + 2,
+        met=len(seen) == n and len(pauses) <= 1,
     )
-    assert len(seen) == n
+    assert len(seen) == n and len(pauses) <= 1
 
 
 def test_r24_input_deleted_or_replaced_mid_job(spool: Spool, record: Record) -> None:

@@ -97,6 +97,15 @@ def test_attempts_count_started_attempts_and_skip_uncounted_failures() -> None:
     assert job.attempts == 1 and job.total_attempts == 2
 
 
+def test_clean_shutdowns_are_counted_apart_from_other_failures() -> None:
+    stop = ev.JobFailed(
+        reason="interrupted", message="daemon stopping", retryable=True, final=False, attempt=1, counted=False
+    )
+    events = [submitted(), started(), stop, started(2), failed(final=False, counted=False), started(3)]
+    job = fold([(e, AT) for e in events])
+    assert job is not None and job.total_attempts == 3 and job.shutdowns == 1
+
+
 def test_final_failure_records_where_the_input_went() -> None:
     job = job_in(JobState.failed)
     assert job.failed_path == "meeting.wav" and job.finished_at == AT and job.reason == "engine_error"
