@@ -163,9 +163,10 @@ class OpsRunner:
     def job_compaction(self) -> None:
         cutoff = iso(self.ctx.now() - timedelta(days=self.ctx.settings.heartbeat_keep_days))
         jobs, removed = self.ctx.store.compact_heartbeats(cutoff)
-        if removed:
-            self.ctx.store.append(ev.DAEMON_STREAM, [ev.EventsCompacted(jobs=jobs, removed=removed)])
-            self.ctx.log.info("events.compacted", jobs=jobs, removed=removed)
+        leases = self.ctx.store.compact_leases(cutoff)
+        if removed or leases:
+            self.ctx.store.append(ev.DAEMON_STREAM, [ev.EventsCompacted(jobs=jobs, removed=removed, leases=leases)])
+            self.ctx.log.info("events.compacted", jobs=jobs, removed=removed, leases=leases)
 
     def job_backup(self) -> None:
         path = backup_mod.backup(

@@ -129,7 +129,34 @@ def status_data(settings: Settings, store: EventStore) -> dict[str, Any]:
         "inbox_files": inbox,
         "running": running,
         "alerts": store.firing_alerts() if hasattr(store, "firing_alerts") else [],
+        **({"fleet": fleet_data(store)} if store.fleet else {}),
     }
+
+
+def fleet_data(store: EventStore, recent_s: float = 600.0) -> list[dict[str, Any]]:
+    """The fleet's daemons: live ones, and those whose lease ended in the last ``recent_s``."""
+    from datetime import datetime, timedelta
+
+    now = store.db_now()
+    since = (datetime.fromisoformat(now) - timedelta(seconds=recent_s)).isoformat(timespec="microseconds")
+    holder = store.leader_session()
+    leader = holder[1].split()[-1] if holder else None
+    running: dict[str, int] = {}
+    for job in store.jobs([JobState.running, JobState.publishing]):
+        running[job.instance or ""] = running.get(job.instance or "", 0) + 1
+    return [
+        {
+            "host": lease["host"],
+            "instance": lease["instance"],
+            "pid": lease["pid"],
+            "alive": lease["until"] > now,
+            "lease_until": lease["until"],
+            "leader": lease["instance"] == leader,
+            "jobs_running": running.get(lease["instance"], 0),
+        }
+        for lease in sorted(store.leases(), key=lambda row: (row["host"], row["until"]))
+        if lease["until"] > since
+    ]
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,7 +313,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     layout = settings.layout
     store = settings.open_store(create=args.create)
     version, known = store.schema_version(), store.known_version()
-    where = store.url if settings.store else str(layout.db)
+    if settings.store:
+        from schema.pg_store import redact
+
+        where = redact(store.url)
+    else:
+        where = str(layout.db)
     store.close()
     _out(f"{where}: schema version {version} (this spoolscribe knows {known})")
     return 0

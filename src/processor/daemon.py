@@ -186,6 +186,9 @@ class Daemon:
             self._mark.check_exists(self.layout.db)
         self.store = self.settings.open_store(create=True)
         verdict = self.store.quick_check()
+        if verdict != "ok" and self.store.fleet:
+            self.store.close()
+            raise StoreError(f"the event store refuses this daemon: {verdict}")
         if verdict != "ok":
             raise DatabaseDamaged(str(self.layout.db), verdict)
         if self._mark is not None:

@@ -38,6 +38,7 @@ def job_item(job: Job) -> dict[str, Any]:
         "outputs": [display(o) for o in job.outputs],
         "duplicate_of": job.duplicate_of,
         "cancel_requested": job.cancel_requested,
+        "host": job.host,
     }
 
 
@@ -146,7 +147,18 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append("running")
         for r in running:
             pos = f"{r['position_s'] or 0:.0f}/{r['duration_s'] or 0:.0f}s"
-            lines.append(f"  {r['id']}  {bar(r['progress'])} {r['progress'] * 100:3.0f}%  {pos:>11}  {r['name']}")
+            where = f"  (on {r['host']})" if "fleet" in status and r.get("host") else ""
+            lines.append(
+                f"  {r['id']}  {bar(r['progress'])} {r['progress'] * 100:3.0f}%  {pos:>11}  {r['name']}{where}"
+            )
+    if "fleet" in status:
+        lines.append("fleet" + ("" if status["fleet"] else "   no daemon holds a lease"))
+        for h in status["fleet"]:
+            state = "alive" if h["alive"] else "LEASE EXPIRED"
+            role = ", leader" if h["leader"] else ""
+            lines.append(
+                f"  {h['host']:<16} {h['instance']}  pid {h['pid']:<7} {state}{role}, {h['jobs_running']} running"
+            )
     alerts = status.get("alerts") or []
     lines.append("alerts  " + ("none firing" if not alerts else ""))
     for a in alerts:

@@ -47,6 +47,9 @@ def iso(t: datetime) -> str:
 
 
 class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -549,3 +552,15 @@ class BaseEventStore:
                 jobs += 1
                 removed += len(middle)
         return jobs, removed
+
+    def compact_leases(self, before: str) -> int:
+        """Lease renewals older than ``before`` except each instance's last: the projection needs no more."""
+        with self._write() as x:
+            self._serialise(x)
+            cur = x.execute(
+                "DELETE FROM events WHERE type = 'daemon.lease' AND at < ? AND position NOT IN"
+                " (SELECT MAX(position) FROM events WHERE type = 'daemon.lease'"
+                f" GROUP BY {self.dialect.json('data', 'instance')})",
+                (before,),
+            )
+            return int(cur.rowcount or 0)

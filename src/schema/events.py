@@ -292,6 +292,7 @@ class EventsCompacted(Event):
     type: ClassVar[str] = "events.compacted"
     jobs: int
     removed: int
+    leases: int = 0  # lease renewals removed (each daemon's last is kept)
 
 
 @dataclass(frozen=True, kw_only=True)

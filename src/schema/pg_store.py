@@ -100,7 +100,7 @@ def _numbered() -> list[tuple[int, Path]]:
     return found
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", url)
 
 
@@ -133,7 +133,7 @@ class PostgresEventStore(BaseEventStore):
                 conn.row_factory = row_factory
             return conn
         except psycopg.Error as e:
-            raise StoreError(f"cannot reach PostgreSQL at {_redact(self.url)}: {str(e).strip()}") from None
+            raise StoreError(f"cannot reach PostgreSQL at {redact(self.url)}: {str(e).strip()}") from None
 
     def identify(self, host: str, instance: str) -> None:
         """Name this daemon's sessions (``pg_stat_activity``): how a successor finds a stale leader."""
@@ -152,12 +152,12 @@ class PostgresEventStore(BaseEventStore):
                 row = self._conn.execute("SELECT MAX(version) FROM spool_schema").fetchone()
                 found = int(row[0]) if row and row[0] is not None else 0
                 if found > len(known):
-                    raise SchemaTooNew(_redact(self.url), found, len(known))
+                    raise SchemaTooNew(redact(self.url), found, len(known))
                 if found == 0 and not create:
                     exists = self._conn.execute("SELECT to_regclass('events')").fetchone()
                     if exists is None or exists[0] is None:
                         raise StoreError(
-                            f"no spoolscribe schema in {_redact(self.url)}; start a daemon on it once "
+                            f"no spoolscribe schema in {redact(self.url)}; start a daemon on it once "
                             "or run `spool migrate --create`"
                         )
                 for number, path in known:
@@ -233,7 +233,7 @@ class PostgresEventStore(BaseEventStore):
         def run() -> None:
             while not stop.is_set():
                 try:
-                    with psycopg.connect(self.url, autocommit=True) as conn:
+                    with psycopg.connect(self.url, autocommit=True, application_name=self.application_name) as conn:
                         conn.execute(f"LISTEN {CHANNEL}")
                         while not stop.is_set():
                             for _ in conn.notifies(timeout=1.0, stop_after=1):

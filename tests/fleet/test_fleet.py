@@ -4,6 +4,7 @@ PostgreSQL database: every input transcribed exactly once, whatever happens to a
 from __future__ import annotations
 
 import collections
+import json
 import signal
 import time
 
@@ -47,6 +48,11 @@ def test_a_batch_is_transcribed_once_and_spread_across_hosts(fleet: FleetSpool) 
     assert all(len(started_hosts(fleet, j.id)) == 1 for j in fleet.jobs())  # nobody started twice
     replay = fleet.cli("replay", "--verify", check=True)
     assert "projection matches the log" in replay.stdout
+    status = json.loads(fleet.cli("status", "--json", check=True).stdout)
+    alive = [h for h in status["fleet"] if h["alive"]]
+    assert sorted(h["host"] for h in alive) == sorted(HOSTS) and sum(h["leader"] for h in alive) == 1
+    text = fleet.cli("status", check=True).stdout
+    assert all(host in text for host in HOSTS) and ", leader" in text
     for d in fleet.hosts.values():
         assert d.stop() == 0
     assert survivors(str(fleet.root)) == []
@@ -131,3 +137,27 @@ def test_a_publication_held_by_a_dead_host_is_adopted_and_published_once(fleet: 
     adopted = [r.event for r in fleet.events(held.id) if r.type == "job.adopted"]
     assert len(adopted) == 1 and adopted[0].from_instance == held.instance and adopted[0].host != "gamma"
     finish(fleet, ["inplace.wav"])
+
+
+def test_database_sessions_cut_mid_batch_lose_nothing(fleet: FleetSpool) -> None:
+    """What the daemons see of a PostgreSQL restart: every session of theirs terminated, repeatedly."""
+    import psycopg
+
+    for host in HOSTS[:2]:
+        fleet.start_host(host)
+    goods = drop_batch(fleet, 12, "c", duration=3, segments=3, delay_s=0.2)
+    cuts = 0
+    with psycopg.connect(fleet.url, autocommit=True) as admin:
+        deadline = time.monotonic() + 60
+        while cuts < 5 and time.monotonic() < deadline:
+            wait_for(lambda: any(j.state is JobState.running for j in fleet.jobs()), 30, what="a running job")
+            ended = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name LIKE 'spoolscribe %'"
+            ).fetchone()
+            assert ended is not None and ended[0] >= 1  # sessions are made again when next needed
+            cuts += 1
+            time.sleep(0.7)  # one cut per stretch of work, not a measurement
+    assert cuts == 5
+    finish(fleet, goods)
+    assert all(d.alive() for d in fleet.hosts.values())

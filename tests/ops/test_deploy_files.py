@@ -9,20 +9,35 @@ from tests.conftest import REPO
 OPS = REPO / "src" / "ops"
 
 
-def unit() -> dict[str, str]:
-    values = {}
-    for line in (OPS / "systemd" / "spoolscribe.service").read_text().splitlines():
+def unit(name: str = "spoolscribe.service") -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in (OPS / "systemd" / name).read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
+            values.setdefault(key.strip(), []).append(value.strip())
     return values
 
 
+def one(u: dict[str, list[str]], key: str) -> str:
+    (value,) = u[key]
+    return value
+
+
 def test_systemd_unit() -> None:
-    u = unit()
-    assert u["Type"] == "notify" and u["KillMode"] == "control-group" and u["Restart"] == "on-failure"
-    assert int(u["WatchdogSec"]) > 0 and int(u["TimeoutStopSec"]) > 5  # > grace_s: workers stop first
-    assert u["ExecStart"].endswith("spool run") and u["UMask"] == "0027"
+    for name in ("spoolscribe.service", "spoolscribe-fleet.service"):
+        u = unit(name)
+        assert one(u, "Type") == "notify" and one(u, "KillMode") == "control-group"
+        assert one(u, "Restart") == "on-failure"
+        assert int(one(u, "WatchdogSec")) > 0 and int(one(u, "TimeoutStopSec")) > 5  # > grace_s: workers first
+        assert one(u, "ExecStart").endswith("spool run") and one(u, "UMask") == "0027"
+
+
+def test_fleet_unit_keeps_state_local_and_the_url_out_of_the_unit() -> None:
+    u = unit("spoolscribe-fleet.service")
+    env = dict(e.split("=", 1) for e in u["Environment"])
+    assert env["SPOOL_STATE_DIR"] == "/var/lib/spoolscribe" and "SPOOL_STORE" not in env
+    assert one(u, "EnvironmentFile") == "/etc/spoolscribe/fleet.env"
+    assert set(one(u, "ReadWritePaths").split()) == {env["SPOOL_ROOT"], env["SPOOL_STATE_DIR"]}
 
 
 def test_launchd_plist() -> None:

@@ -386,3 +386,15 @@ def test_postgres_integrity_check_finds_a_job_row_without_events(pg_url: str, tm
         assert store.integrity_check() == "1 job rows without events"
     finally:
         store.close()
+
+
+def test_lease_compaction_keeps_each_daemons_last_renewal(store: EventStore) -> None:
+    for i in range(5):
+        for instance in ("i1", "i2"):
+            store.append(
+                ev.DAEMON_STREAM, [ev.DaemonLeaseRenewed(instance=instance, host="h", pid=1, until=f"2030-01-0{i + 1}")]
+            )
+    before = store.leases()
+    assert store.compact_leases("9999") == 8
+    assert store.leases() == before and verify(store).ok
+    assert store.compact_leases("9999") == 0
