@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import engines, footprint, intake, orchestration
+from bench import engines, fleet, footprint, intake, orchestration
 from bench.common import REPO, SHARED, commit, have_speech_tools, machine, speech_clips
 
 CLIPS = Path("/tmp/spoolbench-clips")
@@ -41,6 +41,14 @@ def run(quick: bool) -> dict[str, Any]:
     results["orchestration_2w"] = orchestration.backlog(1000, workers=2)
     results["appends"] = orchestration.appends(1000 if quick else 5000)
     results["queries"] = orchestration.query_latency(*((1000, 100_000) if quick else (10_000, 1_000_000)))
+    why_not = fleet.reachable()
+    if why_not is None:
+        results["fleet_appends"] = fleet.appends(600 if quick else 3000)
+        results["fleet"] = {
+            str(work): fleet.scaling(30 if quick else 120, work) for work in ((0.0, 0.25) if not quick else (0.25,))
+        }
+    else:
+        results["fleet_skipped"] = f"no PostgreSQL at {fleet.PG_URL}: {why_not}"
     results["footprint"] = footprint.idle(10 if quick else 60)
     results["busy"] = footprint.busy(10 if quick else 30)
     sets = clip_sets(quick)
@@ -129,6 +137,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
         f"Event appends (synchronous=FULL): {a['single_per_s']}/s one per commit, {a['batch100_per_s']}/s in "
         "batches of 100.",
         "",
+        *fleet_markdown(r),
         "## Footprint",
         "",
         f"Idle daemon over {f['window_s']} s ({f['engine']} engine, one warm worker): daemon {f['daemon_cpu_pct']} % "
@@ -149,6 +158,40 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def fleet_markdown(r: dict[str, Any]) -> list[str]:
+    if "fleet" not in r:
+        return ["## Fleets (PostgreSQL)", "", f"Not measured: {r.get('fleet_skipped', 'not run')}.", ""]
+    a = r["fleet_appends"]
+    lines = [
+        "## Fleets (PostgreSQL)",
+        "",
+        "Daemons sharing one spool and one PostgreSQL (a fresh schema, the local server), each with its own state "
+        "directory, all on this 2-core machine: the rows show what coordination costs and how work spreads, not "
+        "what more machines add. Files already waiting; first `job.submitted` to last `job.succeeded`. "
+        "`work s` is engine time per job in which the test engine sleeps (no CPU), standing in for the "
+        "transcription another machine's cores would do.",
+        "",
+        "| store | daemons | jobs | work s | s | jobs/s | vs 1 daemon | jobs per daemon |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for rows in r["fleet"].values():
+        for f in rows:
+            lines.append(
+                f"| {f['store']} | {f['hosts']} | {f['jobs']} | {f['work_s']} | {f['seconds']} | {f['jobs_per_s']} | "
+                f"{f.get('vs_1_host', '')} | {' / '.join(map(str, f['spread']))} |"
+            )
+    lines += [
+        "",
+        f"Event appends, side by side ({a['events']} heartbeats): SQLite {a['sqlite_single_per_s']}/s one per "
+        f"commit, {a['sqlite_batch100_per_s']}/s in batches of 100; PostgreSQL {a['pg_single_per_s']}/s and "
+        f"{a['pg_batch100_per_s']}/s (x{a['pg_over_sqlite_single']} of SQLite one per commit: a round trip per "
+        f"statement, the row lock and the append lock); three PostgreSQL writers at once {a['pg_3_writers_per_s']}/s "
+        "in all (appends are serialised so positions commit in order).",
+        "",
+    ]
+    return lines
 
 
 def main() -> int:
