@@ -43,6 +43,8 @@ class OpsRunner:
             "compaction": s.compaction_s,
             "backup": s.backup_s,
         }
+        if ctx.store.fleet:
+            del self.periods["backup"]  # a file copy of SQLite; PostgreSQL has its own (pg_dump, base backups)
         self.last_run: dict[str, float] = {name: time.monotonic() for name in self.periods}
         self.last_metrics: dict[str, Any] = {}
         self.last_report: dict[str, Any] | None = None

@@ -116,10 +116,14 @@ class PostgresEventStore(BaseEventStore):
         self.application_name = "spoolscribe"
         self._ns = 0
         self._conn = self._connect()
-        schema = self._read("SELECT current_schema()")[0][0]
-        self._ns = zlib.crc32(str(schema).encode()) & 0x7FFFFFFF
         self._leader: psycopg.Connection[Any] | None = None
-        self._migrate(create)
+        try:
+            schema = self._read("SELECT current_schema()")[0][0]
+            self._ns = zlib.crc32(str(schema).encode()) & 0x7FFFFFFF
+            self._migrate(create)
+        except BaseException:
+            self._conn.close()  # refused: leave no session behind
+            raise
 
     def _connect(self, **kw: Any) -> psycopg.Connection[Any]:
         try:

@@ -97,3 +97,61 @@ def test_migrating_an_older_database_backs_it_up_first(tmp_path: Path, monkeypat
 def test_migrations_are_numbered_without_gaps() -> None:
     numbers = [n for n, _ in migrate.migrations()]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+# --- PostgreSQL: the same runner rules ----------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_newer_schema_is_refused_with_the_password_hidden(pg_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    from schema.store import open_store
+
+    open_store(pg_url, tmp_path / "x.db", create=True).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO spool_schema (version) VALUES (999)")
+    secret = pg_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@")
+    with pytest.raises(SchemaTooNew, match="upgrade spoolscribe") as err:
+        open_store(secret, tmp_path / "x.db")
+    assert "hunter2" not in str(err.value) and "postgres:***@" in str(err.value)
+
+
+@pytest.mark.postgres
+def test_postgres_empty_database_is_not_created_by_readers(pg_url: str, tmp_path: Path) -> None:
+    from schema.store import open_store
+
+    with pytest.raises(StoreError, match=r"no spoolscribe schema in .*spool migrate --create"):
+        open_store(pg_url, tmp_path / "x.db")
+
+
+@pytest.mark.postgres
+def test_postgres_daemons_starting_together_migrate_once(pg_url: str, tmp_path: Path) -> None:
+    import threading
+
+    from schema.store import open_store
+
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            open_store(pg_url, tmp_path / "x.db", create=True).close()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    store = open_store(pg_url, tmp_path / "x.db")
+    assert store.schema_version() == store.known_version()
+    store.close()
+
+
+def test_postgres_migrations_are_numbered_without_gaps() -> None:
+    from schema.pg_store import MIGRATIONS
+
+    numbers = sorted(int(p.name[:4]) for p in MIGRATIONS.glob("*.sql"))
+    assert numbers == list(range(1, len(numbers) + 1))
