@@ -145,6 +145,7 @@ class BaseEventStore:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._lock = threading.RLock()
+        self._snapshot_depth = 0
 
     # --- the backend's life -----------------------------------------------------------------
 
@@ -216,6 +217,17 @@ class BaseEventStore:
         """The job's version, its row locked against other claimers; None when another holds it."""
         rows = x.execute("SELECT version FROM jobs WHERE id = ?", (job_id,)).fetchall()
         return int(rows[0][0]) if rows else None
+
+    def _begin_snapshot(self) -> None:
+        """Start a read-only transaction whose reads all see one moment of the database."""
+        raise NotImplementedError
+
+    def _end_snapshot(self) -> None:
+        raise NotImplementedError
+
+    def _reader(self) -> Executor:
+        """The connection as an executor, for multi-table reads inside :meth:`snapshot`."""
+        raise NotImplementedError
 
     def _raise_translated(self, e: Exception) -> None:
         """Turn a backend error into ours (a unique violation on intake_key, a full disk ...)."""
@@ -300,6 +312,26 @@ class BaseEventStore:
             yield x
 
     # --- reading -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Make every read in the block see the same committed state.
+
+        ``replay --verify`` reads the whole log and then the projection; with
+        daemons still appending (lease renewals every few seconds) two separate
+        reads would compare different moments and report a difference that
+        does not exist.  Nested blocks share the outer snapshot.
+        """
+        with self._lock:
+            if self._snapshot_depth == 0:
+                self._begin_snapshot()
+            self._snapshot_depth += 1
+            try:
+                yield
+            finally:
+                self._snapshot_depth -= 1
+                if self._snapshot_depth == 0:
+                    self._end_snapshot()
 
     def read(self, stream: str, after_version: int = 0) -> list[Recorded]:
         rows = self._read(
@@ -510,8 +542,8 @@ class BaseEventStore:
         return [dict(r) for r in self._read("SELECT * FROM leases ORDER BY instance")]
 
     def projection_snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
-        with self._write() as x:
-            return projections.snapshot(x)
+        with self.snapshot():
+            return projections.snapshot(self._reader())
 
     # --- maintenance ---------------------------------------------------------------------
 

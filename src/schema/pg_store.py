@@ -202,6 +202,22 @@ class PostgresEventStore(BaseEventStore):
                 self._reconnect()
                 raise StoreError(f"PostgreSQL connection failed: {str(e).strip()}") from e
 
+    def _begin_snapshot(self) -> None:
+        try:
+            self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # folding a long log between reads is not the idleness the session timeout guards against
+            self._conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        except psycopg.OperationalError as e:
+            self._reconnect()
+            raise StoreError(f"PostgreSQL connection failed: {str(e).strip()}") from e
+
+    def _end_snapshot(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._conn.execute("COMMIT")
+
+    def _reader(self) -> Executor:
+        return PgExecutor(self._conn)
+
     def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
             self._conn.close()

@@ -59,10 +59,13 @@ def rebuild(store: EventStore, batch: int = 5000) -> tuple[dict[str, Job], int, 
 
 
 def verify(store: EventStore) -> VerifyReport:
-    folded, count, others = rebuild(store)
-    stored = store.stored_jobs()
+    """Safe while daemons run: the log and the projection are read from one snapshot."""
+    with store.snapshot():
+        folded, count, others = rebuild(store)
+        stored = store.stored_jobs()
+        live = store.projection_snapshot()
     report = VerifyReport(events=count, jobs=len(folded))
-    live, replayed = store.projection_snapshot(), projections.rebuild(others)
+    replayed = projections.rebuild(others)
     report.tables = sorted(t for t in replayed if replayed[t] != live.get(t))
     report.missing = sorted(set(folded) - set(stored))
     report.extra = sorted(set(stored) - set(folded))

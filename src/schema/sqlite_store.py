@@ -103,6 +103,19 @@ class SQLiteEventStore(BaseEventStore):
             except sqlite3.Error as e:
                 raise migrate.translate(e, self.path) from e
 
+    def _begin_snapshot(self) -> None:
+        try:
+            self._conn.execute("BEGIN")  # deferred: WAL pins the snapshot at the first read
+        except sqlite3.Error as e:
+            raise migrate.translate(e, self.path) from e
+
+    def _end_snapshot(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("COMMIT")
+
+    def _reader(self) -> Executor:
+        return self._conn
+
     def _insert_event(self, x: Executor, row: tuple[object, ...]) -> int:
         cur = x.execute(
             "INSERT INTO events (stream, version, type, class_version, data, at, idempotency_key)"

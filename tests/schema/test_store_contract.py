@@ -398,3 +398,20 @@ def test_lease_compaction_keeps_each_daemons_last_renewal(store: EventStore) -> 
     assert store.compact_leases("9999") == 8
     assert store.leases() == before and verify(store).ok
     assert store.compact_leases("9999") == 0
+
+
+def test_a_snapshot_sees_one_moment_while_another_daemon_writes(store: EventStore) -> None:
+    """``replay --verify`` runs while a fleet renews leases: log and projection must be read together."""
+    other = open_store(store.url, store.path)
+    lease = ev.DaemonLeaseRenewed(instance="i1", host="h", pid=1, until="2030-01-01")
+    try:
+        store.append(ev.DAEMON_STREAM, [lease])
+        with store.snapshot():
+            position, leases = store.last_position(), store.leases()
+            other.append(ev.DAEMON_STREAM, [dataclasses.replace(lease, until="2030-01-02")])
+            assert (store.last_position(), store.leases()) == (position, leases)
+            assert verify(store).ok
+        assert store.last_position() > position and store.leases() != leases
+        assert verify(store).ok
+    finally:
+        other.close()
