@@ -45,7 +45,7 @@ def run(quick: bool) -> dict[str, Any]:
     if why_not is None:
         results["fleet_appends"] = fleet.appends(600 if quick else 3000)
         results["fleet"] = {
-            str(work): fleet.scaling(30 if quick else 120, work) for work in ((0.0, 0.25) if not quick else (0.25,))
+            str(work): fleet.scaling(30 if quick else 90, work) for work in ((0.0, 0.25) if not quick else (0.25,))
         }
     else:
         results["fleet_skipped"] = f"no PostgreSQL at {fleet.PG_URL}: {why_not}"
