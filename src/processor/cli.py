@@ -371,6 +371,8 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", help="spool directory (default: $SPOOL_ROOT or ./spool)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--store", metavar="URL", help=_key_help("store"))
+    common.add_argument("--state-dir", dest="state_dir", metavar="DIR", help=_key_help("state_dir"))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
@@ -381,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     add("init", cmd_init, "create a spool (folders, database, sample spool.toml)")
     run = add("run", cmd_run, "run the daemon on the spool")
     run.add_argument("--once", action="store_true", help="drain the inbox and the queue, then exit")
-    for key in ("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads"):
+    for key in RUN_FLAGS:
         run.add_argument("--" + key.replace("_", "-"), dest=key, help=_key_help(key))
     submit = add("submit", cmd_submit, "copy files into the inbox (hidden until complete)")
     submit.add_argument("files", nargs="+")
@@ -435,7 +437,8 @@ def _key_help(key: str) -> str:
     return ""
 
 
-FLAG_KEYS = ("root", "engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads")
+RUN_FLAGS = ("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads", "host", "lease_s")
+FLAG_KEYS = ("root", "store", "state_dir", *RUN_FLAGS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,12 @@ class StoreError(SpoolError):
     """The event store failed in a way the caller cannot fix by retrying now."""
 
 
+class StoreUnreachable(StoreError):
+    """The database server cannot be reached (down, wrong address, refused login)."""
+
+    exit_code = 3
+
+
 class ConcurrencyError(StoreError):
     """An append expected a stream version that another writer already moved past."""
 

@@ -36,7 +36,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
 
 from schema.base_store import BaseEventStore, Clock, Dialect, Executor, utc_now
-from schema.errors import AlreadySubmitted, SchemaTooNew, StoreError
+from schema.errors import AlreadySubmitted, SchemaTooNew, StoreError, StoreUnreachable
 from schema.events import JobInputChanged, JobRequeued, JobRetryScheduled, JobSubmitted
 from schema.mapper import Recorded
 
@@ -100,6 +100,11 @@ def _numbered() -> list[tuple[int, Path]]:
     return found
 
 
+def one_line(e: Exception) -> str:
+    """libpq's messages span lines (with hints); ours are one line on stderr."""
+    return " ".join(str(e).split())
+
+
 def redact(url: str) -> str:
     return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", url)
 
@@ -137,7 +142,7 @@ class PostgresEventStore(BaseEventStore):
                 conn.row_factory = row_factory
             return conn
         except psycopg.Error as e:
-            raise StoreError(f"cannot reach PostgreSQL at {redact(self.url)}: {str(e).strip()}") from None
+            raise StoreUnreachable(f"cannot reach PostgreSQL at {redact(self.url)}: {one_line(e)}") from None
 
     def identify(self, host: str, instance: str) -> None:
         """Name this daemon's sessions (``pg_stat_activity``): how a successor finds a stale leader."""
@@ -188,11 +193,11 @@ class PostgresEventStore(BaseEventStore):
                     yield PgExecutor(self._conn)
             except pg_errors.UniqueViolation as e:
                 if "jobs_intake" in str(e):
-                    raise AlreadySubmitted(str(e).strip()) from e
-                raise StoreError(f"PostgreSQL refused a write: {str(e).strip()}") from e
+                    raise AlreadySubmitted(one_line(e)) from e
+                raise StoreError(f"PostgreSQL refused a write: {one_line(e)}") from e
             except psycopg.OperationalError as e:
                 self._reconnect()
-                raise StoreError(f"PostgreSQL connection failed: {str(e).strip()}") from e
+                raise StoreError(f"PostgreSQL connection failed: {one_line(e)}") from e
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
         with self._lock:
@@ -200,7 +205,7 @@ class PostgresEventStore(BaseEventStore):
                 return self._conn.execute(to_pg(sql), tuple(args)).fetchall()
             except psycopg.OperationalError as e:
                 self._reconnect()
-                raise StoreError(f"PostgreSQL connection failed: {str(e).strip()}") from e
+                raise StoreError(f"PostgreSQL connection failed: {one_line(e)}") from e
 
     def _begin_snapshot(self) -> None:
         try:
@@ -209,7 +214,7 @@ class PostgresEventStore(BaseEventStore):
             self._conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         except psycopg.OperationalError as e:
             self._reconnect()
-            raise StoreError(f"PostgreSQL connection failed: {str(e).strip()}") from e
+            raise StoreError(f"PostgreSQL connection failed: {one_line(e)}") from e
 
     def _end_snapshot(self) -> None:
         with contextlib.suppress(psycopg.Error):

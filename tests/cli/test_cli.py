@@ -93,6 +93,15 @@ def test_no_spool_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 1 and "is not a spool" in err and "spool init" in err
 
 
+def test_an_unreachable_store_flag_is_one_line_exit_3_without_the_password(
+    seeded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://spool:s3cret@127.0.0.1:1/spool"  # port 1: refused at once, no server needed
+    code, _, err = run(capsys, "status", "--root", str(seeded), "--store", url)
+    assert code == 3 and err.startswith("spool: error: cannot reach PostgreSQL at postgresql://spool:***@")
+    assert err.count("\n") == 1 and "s3cret" not in err
+
+
 def test_bad_config_value_exits_2_naming_the_key(
     seeded: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

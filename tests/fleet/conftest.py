@@ -17,6 +17,7 @@ from tests.conftest import DaemonProc, Spool, wait_for
 from tests.pg import pg_url  # noqa: F401 - a fixture
 
 LEASE_S = 2.0
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"  # what a flag must override
 
 
 class FleetSpool(Spool):
@@ -35,9 +36,14 @@ class FleetSpool(Spool):
         )
         self.hosts: dict[str, DaemonProc] = {}
 
-    def start_host(self, host: str, **env: str) -> DaemonProc:
+    def start_host(self, host: str, *, flags: bool = False, **env: str) -> DaemonProc:
+        """``flags``: name the store, state directory, host and lease on the command line instead of the environment."""
         state = self.root.parent / f"state-{host}"
-        d = self.start(SPOOL_STATE_DIR=str(state), SPOOL_HOST=host, **env)
+        if flags:
+            args = ("--store", self.url, "--state-dir", str(state), "--host", host, "--lease-s", str(LEASE_S))
+            d = self.start(*args, SPOOL_STORE=UNREACHABLE, SPOOL_LEASE_S="999", **env)  # flags win
+        else:
+            d = self.start(SPOOL_STATE_DIR=str(state), SPOOL_HOST=host, **env)
         self.hosts[host] = d
         return d
 

@@ -7,12 +7,13 @@ import collections
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from schema.jobs import JobState
 from tests.conftest import script, survivors, wait_for
-from tests.fleet.conftest import LEASE_S, FleetSpool, kill_tree, running_on
+from tests.fleet.conftest import LEASE_S, UNREACHABLE, FleetSpool, kill_tree, running_on
 from tests.spoolcheck import problems
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -37,9 +38,9 @@ def started_hosts(fleet: FleetSpool, job_id: str) -> list[str]:
     return [r.event.host for r in fleet.events(job_id) if r.type == "job.started"]
 
 
-def test_a_batch_is_transcribed_once_and_spread_across_hosts(fleet: FleetSpool) -> None:
+def test_a_batch_is_transcribed_once_and_spread_across_hosts(fleet: FleetSpool, tmp_path: Path) -> None:
     for host in HOSTS:
-        fleet.start_host(host)
+        fleet.start_host(host, flags=host == HOSTS[-1])
     goods = drop_batch(fleet, 60, "b", delay_s=0.15)
     finish(fleet, goods)
     by_host = collections.Counter(j.host for j in fleet.jobs())
@@ -51,7 +52,9 @@ def test_a_batch_is_transcribed_once_and_spread_across_hosts(fleet: FleetSpool) 
     status = json.loads(fleet.cli("status", "--json", check=True).stdout)
     alive = [h for h in status["fleet"] if h["alive"]]
     assert sorted(h["host"] for h in alive) == sorted(HOSTS) and sum(h["leader"] for h in alive) == 1
-    text = fleet.cli("status", check=True).stdout
+    # an operator's shell names the fleet's database on the command line
+    by_flag = ("--store", fleet.url, "--state-dir", str(tmp_path / "operator"))
+    text = fleet.cli("status", *by_flag, check=True, SPOOL_STORE=UNREACHABLE).stdout
     assert all(host in text for host in HOSTS) and ", leader" in text
     for d in fleet.hosts.values():
         assert d.stop() == 0
