@@ -3,6 +3,7 @@ a frozen daemon, a damaged event store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -231,6 +232,22 @@ def test_r21_sigterm_mid_job(spool: Spool, record: Record) -> None:
     assert not bad and not not_done
 
 
+def last_position(spool: Spool) -> int:
+    store = spool.store()
+    try:
+        return store.last_position()
+    finally:
+        store.close()
+
+
+def checkpointed_since(spool: Spool, position: int) -> bool:
+    store = spool.store()
+    try:
+        return bool(store.read_all(position, limit=1, types=[ev.JobSegments.type, ev.JobSucceeded.type]))
+    finally:
+        store.close()
+
+
 def test_r22_frozen_daemon_stops_watchdog_pings(spool: Spool, tmp_path: Path, record: Record) -> None:
     """No systemd here: the test listens on $NOTIFY_SOCKET and plays systemd's part (kill + restart)."""
     n = runs(10)
@@ -242,7 +259,17 @@ def test_r22_frozen_daemon_stops_watchdog_pings(spool: Spool, tmp_path: Path, re
         sock.bind(str(path))
         try:
             d = spool.start(NOTIFY_SOCKET=str(path), WATCHDOG_USEC=str(int(watchdog_s * 1e6)))
+            since = last_position(spool)
             spool.drop(f"f{i}.wav", script(duration=4, segments=4, delay_s=0.3, n=i))
+            # freeze mid-work, as a real freeze strikes a daemon that has been doing something: with
+            # systemd's 30 s watchdog a daemon works for a while between freezes. Freezing before any
+            # checkpoint would hand the same job to nine short-lived daemons in a row, which the
+            # runaway guard rightly ends as a job that keeps killing its daemon.
+            wait_for(lambda since=since: checkpointed_since(spool, since), 30, what="the daemon checkpointed some work")
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while True:  # pings sent so far
+                    sock.recv(4096)
             sock.settimeout(5)
             while not sock.recv(4096).startswith(b"WATCHDOG=1"):
                 pass
