@@ -50,6 +50,18 @@ def load(path: Path) -> list[dict[str, Any]]:
     )
 
 
+def commits(rows: list[dict[str, Any]]) -> str:
+    """The commit the rows measured; when rows were re-run after a fix, which rows measured which."""
+    by: dict[str, list[str]] = {}
+    for r in rows:
+        by.setdefault(r.get("commit") or commit(), []).append(r["row"])
+    if len(by) == 1:
+        return f"`{next(iter(by))}`"
+    main = max(by, key=lambda c: len(by[c]))
+    rest = "; ".join(f"rows {', '.join(v)} re-run on `{c}`" for c, v in by.items() if c != main)
+    return f"`{main}` ({rest})"
+
+
 def markdown(rows: list[dict[str, Any]], command: str) -> str:
     m = machine()
     scale = sorted({r["scale"] for r in rows})
@@ -58,7 +70,7 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         "",
         f"Each row below is one fault from `../shared/RELIABILITY.md`, injected against the real daemon, "
         f"workers, SQLite file and watcher by `{command}` (pytest marker `soak`, `tests/reliability/`). "
-        f"Measured {m['date']} on commit `{commit()}`, {m['cpu']}, {m['cores']} cores"
+        f"Measured {m['date']} on commit {commits(rows)}, {m['cpu']}, {m['cores']} cores"
         + (f"; run counts scaled by {scale}" if scale != [1.0] else "")
         + ".",
         "Every run ends with the same check: each input in exactly one terminal place, no duplicate outputs, "

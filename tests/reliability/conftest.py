@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import commit
 from tests.conftest import REPO
 
 RESULTS = Path(os.environ.get("SPOOL_RELIABILITY_OUT", str(REPO / "bench" / "results" / "reliability.jsonl")))
 SCALE = float(os.environ.get("SPOOL_SOAK_SCALE", "1") or 1)
 
 Record = Callable[..., None]
+COMMIT = commit()  # each row says what it measured: a row re-run after a fix names its own commit
 
 
 def runs(full: int) -> int:
@@ -45,6 +47,7 @@ def record(request: pytest.FixtureRequest) -> Record:
             "test": request.node.nodeid,
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "scale": SCALE,
+            "commit": COMMIT,
         }
         with open(RESULTS, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
