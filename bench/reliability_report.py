@@ -58,7 +58,7 @@ def commits(rows: list[dict[str, Any]]) -> str:
     if len(by) == 1:
         return f"`{next(iter(by))}`"
     main = max(by, key=lambda c: len(by[c]))
-    rest = "; ".join(f"rows {', '.join(v)} re-run on `{c}`" for c, v in by.items() if c != main)
+    rest = "; ".join(f"row{'s' * (len(v) > 1)} {', '.join(v)} re-run on `{c}`" for c, v in by.items() if c != main)
     return f"`{main}` ({rest})"
 
 

@@ -109,8 +109,9 @@ def test_r02_power_loss_snapshots(tmp_path: Path, record: Record) -> None:
         f"/{len(chosen)} exactly once",
         target="0 partial files",
         met=not partial and not inexact,
-        notes="image copies of the loop device's backing file stand in for LazyFS; "
-        + "; ".join((partial + inexact)[:2]),
+        notes="; ".join(
+            ["image copies of the loop device's backing file stand in for LazyFS", *(partial + inexact)[:2]]
+        ),
     )
     assert not partial and not inexact
 
