@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from datetime import datetime
@@ -22,8 +23,11 @@ def backlog(n: int, workers: int = 1) -> dict[str, Any]:
         SPOOL_DUPLICATES="rerun",
         SPOOL_LOG_LEVEL="warning",
     ).init()
+    old = time.time() - 3600  # a backlog waited: its files are old, so no writer can still be busy with them
     for i in range(n):
-        (d.inbox / f"f{i:05d}.wav").write_bytes(b'SPOOLTEST {"duration": 1, "segments": 1, "n": %d}' % i)
+        path = d.inbox / f"f{i:05d}.wav"
+        path.write_bytes(b'SPOOLTEST {"duration": 1, "segments": 1, "n": %d}' % i)
+        os.utime(path, (old, old))
     try:
         t0 = time.time()
         d.start(wait_ready=False)
