@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import posixpath
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +90,15 @@ def publish(layout: Layout, job_id: str, out_stem: str, staged: list[str]) -> li
 
 
 def outbox_taken(layout: Layout, stem: str) -> bool:
-    """Whether any output file already uses ``stem`` (case/normalisation-insensitive)."""
-    parent = layout.outbox / posixpath.dirname(stem)
-    base = posixpath.basename(stem)
-    key = names.collision_key(base)
-    try:
-        entries = os.listdir(parent)
-    except FileNotFoundError:
-        return False
-    for entry in entries:
-        head, dot, ext = entry.rpartition(".")
-        if dot and ext in FORMAT_ORDER and names.collision_key(head) == key:
-            return True
-    return False
+    """Whether an output file already uses ``stem``, on the outbox filesystem's own terms.
+
+    One stat per format and normal form instead of listing a folder that grows
+    with every job (listing made each job cost more than the one before). A
+    case-insensitive volume (macOS) answers for case twins itself; twins among
+    our own outputs are caught by the store's ``out_key`` wherever they live.
+    """
+    forms = {stem, unicodedata.normalize("NFC", stem), unicodedata.normalize("NFD", stem)}
+    return any(os.path.lexists(layout.outbox / f"{form}.{ext}") for form in forms for ext in FORMAT_ORDER)
 
 
 def free_path(base_dir: Path, rel: str) -> str:

@@ -64,9 +64,12 @@ def test_subfolders_are_mirrored_and_collisions_never_overwrite(spool: Spool) ->
     spool.wait_terminal(1)
     spool.drop("team/a/call.mp3", script(duration=2, segments=2))
     spool.wait_terminal(2)
+    spool.drop("team/a/CALL.ogg", script(duration=1, segments=1))  # a case twin: one file on macOS
+    spool.wait_terminal(3)
     assert spool.outbox_files() == sorted(
         [f"team/a/call.{e}" for e in ("json", "srt", "txt", "vtt")]
         + [f"team/a/call (2).{e}" for e in ("json", "srt", "txt", "vtt")]
+        + [f"team/a/CALL (3).{e}" for e in ("json", "srt", "txt", "vtt")]
     )
     assert "2 of 2" in (spool.layout.outbox / "team/a/call (2).txt").read_text()
     assert "1 of 1" in (spool.layout.outbox / "team/a/call.txt").read_text()

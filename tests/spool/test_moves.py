@@ -45,12 +45,14 @@ def test_publish_mirrors_folders_json_last_and_is_idempotent(tmp_path: Path) -> 
     assert moves.publish(lay, "j1", "a/b/meeting", staged) == out  # interrupted-and-rerun is fine
 
 
-def test_outbox_taken_is_case_and_form_insensitive(tmp_path: Path) -> None:
+def test_outbox_taken_sees_every_name_the_filesystem_would_collide(tmp_path: Path) -> None:
     lay = layout(tmp_path)
-    (lay.outbox / "Café.txt").write_text("x")
-    assert moves.outbox_taken(lay, "cafe\u0301")
-    assert moves.outbox_taken(lay, "CAFÉ")
+    (lay.outbox / "Café.txt").write_text("x")  # NFC, as Linux writes it
+    assert moves.outbox_taken(lay, "Cafe\u0301")  # NFD, as macOS types it
+    assert moves.outbox_taken(lay, "Café")
     assert not moves.outbox_taken(lay, "cafe")
+    # a case twin is one file only where the volume says so (macOS); twins among job outputs are the store's
+    assert moves.outbox_taken(lay, "CAFÉ") == (lay.outbox / "CAFÉ.txt").exists()
 
 
 def test_quarantine_writes_error_json_beside_the_input(tmp_path: Path) -> None:
