@@ -154,13 +154,19 @@ def test_database_sessions_cut_mid_batch_lose_nothing(fleet: FleetSpool) -> None
         deadline = time.monotonic() + 60
         while cuts < 5 and time.monotonic() < deadline:
             wait_for(lambda: any(j.state is JobState.running for j in fleet.jobs()), 30, what="a running job")
+            before = admin.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
             ended = admin.execute(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE application_name LIKE 'spoolscribe %'"
             ).fetchone()
             assert ended is not None and ended[0] >= 1  # sessions are made again when next needed
             cuts += 1
-            time.sleep(0.7)  # one cut per stretch of work, not a measurement
+            # one cut per stretch of work: the next only once the fleet has reconnected and recorded more
+            wait_for(
+                lambda before=before: admin.execute("SELECT MAX(position) FROM events").fetchone()[0] > before[0],
+                30,
+                what="events recorded after the cut",
+            )
     assert cuts == 5
     finish(fleet, goods)
     assert all(d.alive() for d in fleet.hosts.values())
