@@ -31,6 +31,23 @@ class AlreadyRunning(SpoolError):
         )
 
 
+def _try_flock(path: Path, op: int) -> int | None:
+    """An open fd of ``path`` holding ``flock(op)``; None when another process holds a conflicting lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        fcntl.flock(fd, op | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class DaemonLock:
     def __init__(self, path: Path, root: Path) -> None:
         self.path = path
@@ -38,13 +55,12 @@ class DaemonLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise AlreadyRunning(self.root, holder) from None
+        fd = _try_flock(self.path, fcntl.LOCK_EX)
+        if fd is None:
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = self.path.read_bytes()[:32].decode(errors="replace").strip()
+            raise AlreadyRunning(self.root, holder)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -53,8 +69,7 @@ class DaemonLock:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                os.close(self._fd)
+            _unlock(self._fd)
             self._fd = None
 
 
@@ -104,17 +119,12 @@ class SpoolLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SpoolInUse(self.root, self.shared) from None
+        fd = _try_flock(self.path, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        if fd is None:
+            raise SpoolInUse(self.root, self.shared)
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                os.close(self._fd)
+            _unlock(self._fd)
             self._fd = None

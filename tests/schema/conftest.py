@@ -23,6 +23,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
 
 
 @pytest.fixture
+def pg_store(pg_url: str, tmp_path: Path) -> Iterator[EventStore]:  # noqa: F811 - pg_url is the fixture
+    """The PostgreSQL backend alone, for what only it does (row locks held by another session)."""
+    s = open_store(pg_url, tmp_path / "unused.db", create=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[SQLiteEventStore]:
     s = SQLiteEventStore(tmp_path / "spool.db", create=True, retry_deadline_s=2.0)
     yield s

@@ -138,7 +138,7 @@ def test_a_writer_holding_the_lock_delays_but_loses_nothing(sqlite_store: SQLite
             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
             "c.execute('BEGIN IMMEDIATE')\n"
             "print('locked', flush=True)\n"
-            "time.sleep(1.5)\n"
+            "time.sleep(1.5)\n"  # the injected fault: how long the lock is held, not a wait for anything
             "c.execute('COMMIT')\n",
             str(store.path),
         ],
@@ -347,24 +347,21 @@ def test_racing_claimers_take_each_job_once_while_jobs_are_cancelled(store: Even
 
 
 @pytest.mark.postgres
-def test_a_claim_skips_a_job_another_host_is_claiming(pg_url: str, tmp_path: Path) -> None:
+def test_a_claim_skips_a_job_another_host_is_claiming(pg_store: EventStore, pg_url: str) -> None:
     """FOR UPDATE SKIP LOCKED: a row locked by another claimer is passed over at once, not waited for."""
     import psycopg
 
-    store = open_store(pg_url, tmp_path / "unused.db", create=True)
-    try:
-        store.append("job-a", [submitted("a")])
-        job = store.job("a")
-        assert job is not None
-        with psycopg.connect(pg_url) as other, other.transaction():
-            other.execute("SELECT 1 FROM jobs WHERE id = 'a' FOR UPDATE")
-            t0 = time.monotonic()
-            assert store.claim(job, started()) is None
-            assert time.monotonic() - t0 < 2.0
-        claimed = store.claim(job, started())  # released: now it is ours
-        assert claimed is not None and claimed.state is JobState.running
-    finally:
-        store.close()
+    store = pg_store
+    store.append("job-a", [submitted("a")])
+    job = store.job("a")
+    assert job is not None
+    with psycopg.connect(pg_url) as other, other.transaction():
+        other.execute("SELECT 1 FROM jobs WHERE id = 'a' FOR UPDATE")
+        t0 = time.monotonic()
+        assert store.claim(job, started()) is None
+        assert time.monotonic() - t0 < 2.0
+    claimed = store.claim(job, started())  # released: now it is ours
+    assert claimed is not None and claimed.state is JobState.running
 
 
 def test_a_healthy_store_passes_its_checks(store: EventStore) -> None:
@@ -373,19 +370,16 @@ def test_a_healthy_store_passes_its_checks(store: EventStore) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_integrity_check_finds_a_job_row_without_events(pg_url: str, tmp_path: Path) -> None:
+def test_postgres_integrity_check_finds_a_job_row_without_events(pg_store: EventStore) -> None:
     from schema.base_store import write_job
 
-    store = open_store(pg_url, tmp_path / "unused.db", create=True)
-    try:
-        store.append("job-a", [submitted("a")])
-        job = store.job("a")
-        assert job is not None
-        with store.transaction() as x:
-            write_job(x, dataclasses.replace(job, id="ghost", source="ghost.wav"))
-        assert store.integrity_check() == "1 job rows without events"
-    finally:
-        store.close()
+    store = pg_store
+    store.append("job-a", [submitted("a")])
+    job = store.job("a")
+    assert job is not None
+    with store.transaction() as x:
+        write_job(x, dataclasses.replace(job, id="ghost", source="ghost.wav"))
+    assert store.integrity_check() == "1 job rows without events"
 
 
 def test_lease_compaction_keeps_each_daemons_last_renewal(store: EventStore) -> None:
