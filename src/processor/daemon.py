@@ -8,7 +8,6 @@ inbox and the queue, then exits.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import queue
@@ -30,6 +29,7 @@ from processor.engines import resolve_engine
 from processor.fleet import Fleet, previous_instance, record_instance
 from processor.intake import Intake, new_job_id
 from processor.jobcontrol import JobControl
+from processor.joblog import append_late
 from processor.lifecycle import Lifecycle
 from processor.lock import DaemonLock, SpoolLock
 from processor.pool import WorkerPool
@@ -37,6 +37,7 @@ from processor.recovery import recover
 from processor.sdnotify import Notifier as SystemdNotifier
 from processor.supervisor import WorkerProcess, WorkerState, become_subreaper, kill_adopted
 from schema import events as ev
+from schema import store_faults
 from schema.errors import ConcurrencyError, DatabaseDamaged, IllegalTransition, StoreError
 from schema.jobs import JobState
 from schema.position import PositionMark
@@ -86,9 +87,8 @@ class Daemon:
         self.ready = threading.Event()
         self.systemd = SystemdNotifier(self.env)
         self.host = settings.host or socket.gethostname()
-        self._deferred: collections.deque[Message] = collections.deque()
-        self._unsettled: set[str] = set()
-        self._store_retry_at = 0.0
+        self._store_retry_at = 0.0  # monotonic: no store work before this (backing off a refusing store)
+        self._store_failures = 0  # consecutive refused rounds
 
     # --- start / stop -------------------------------------------------------------
 
@@ -145,7 +145,14 @@ class Daemon:
             on_spawn=lambda: faults.point("spawn"),
         )
         self.control = JobControl(
-            self.lifecycle, self.pool, self.settings, self.clock, self.log, host=self.host, instance=self.instance
+            self.lifecycle,
+            self.pool,
+            self.settings,
+            self.clock,
+            self.log,
+            host=self.host,
+            instance=self.instance,
+            store_ready=self._store_ready,
         )
         for job in self.store.jobs([JobState.publishing]):  # held when the last daemon stopped
             if self.fleet.active and job.instance != self.instance:
@@ -229,11 +236,16 @@ class Daemon:
                 worker.begin_stop(self.clock.mono(), self.settings.grace_s)
         deadline = self.clock.mono() + self.settings.grace_s + 5
         while self.pool.live() and self.clock.mono() < deadline:
-            self._poll_stopping()
+            try:
+                self._poll_stopping()
+            except (StoreError, OSError) as e:
+                self._store_failed(e)
             if self.pool.live():
                 with contextlib.suppress(queue.Empty):
-                    self._handle(self.queue.get(timeout=0.05))
+                    self._handle_safely(self.queue.get(timeout=0.05))
         kill_adopted(set())
+        with contextlib.suppress(StoreError, OSError):  # what is still refused is found by the next start's recovery
+            self.control.outcomes.record_due()
         with contextlib.suppress(StoreError):
             self.store.append(
                 ev.DAEMON_STREAM,
@@ -258,65 +270,59 @@ class Daemon:
                     self._handle_safely(self.queue.get_nowait())
             except queue.Empty:
                 pass
-            try:
-                self._retry_deferred()
-                if self.clock.mono() >= self._store_retry_at:
-                    self.tick()
-            except (StoreError, OSError) as e:
-                # Disk full or a lock held too long: the step is retried; nothing half-done is lost.
-                self._store_failed(e)
-            if self.once and self._drained():
+            self.tick()
+            if self.once and self._store_ready() and self._drained_safely():
                 self._stop_reason = "drained"
 
     def _handle_safely(self, msg: Message) -> None:
-        """Handle one message; if the store refuses a write, keep the message for later, in order.
+        """Handle one message; a refused write costs nothing that the message carried.
 
-        A message that failed half-way for a job whose run is already finished in
-        memory cannot be replayed: that job gets a retryable failure recorded as
-        soon as the store accepts writes again (it resumes from its checkpoint).
+        Worker outcomes are kept by JobControl until the store records them; a
+        watcher hint is only a hint (intake pauses while the store refuses, and a
+        full scan follows its return).
         """
-        if self._deferred:
-            self._deferred.append(msg)
-            return
         try:
             self._handle(msg)
         except (StoreError, OSError) as e:
-            job_id = str(msg[2].get("job")) if msg[0] == "msg" and isinstance(msg[2], dict) else ""
-            if job_id and job_id not in self.control.runs:
-                self._unsettled.add(job_id)
-            else:
-                self._deferred.append(msg)
             self._store_failed(e)
 
-    def _retry_deferred(self) -> None:
-        if self.clock.mono() < self._store_retry_at:
-            return
-        while self._deferred:
-            self._handle(self._deferred[0])  # raises StoreError again if the store still refuses
-            self._deferred.popleft()
-        for job_id in sorted(self._unsettled):
-            job = self.store.job(job_id)
-            if job is not None:
-                self.lifecycle.settle(job, running_here=job_id in self.control.runs)
-            self._unsettled.discard(job_id)
-        if self.intake.paused_reason == "store_error":
-            self.log.warning("store.recovered")
-            self.intake.paused_reason = None
+    def _store_ready(self) -> bool:
+        return self.clock.mono() >= self._store_retry_at
 
     def _store_failed(self, e: StoreError | OSError) -> None:
-        self.log.error("store.error", error=str(e), deferred=len(self._deferred), unsettled=len(self._unsettled))
-        self.intake.paused_reason = "store_error"
-        self._store_retry_at = self.clock.mono() + 2.0
+        """Back off (0.25 s doubling to 5 s): an outage costs no CPU, and the first round after it is soon."""
+        self._store_failures += 1
+        delay = min(5.0, 0.25 * 2 ** (self._store_failures - 1))
+        self._store_retry_at = self.clock.mono() + delay
+        self.log.error(
+            "store.error",
+            error=str(e)[:300],
+            kept=len(self.control.outcomes.pending) if hasattr(self, "control") else 0,
+            retry_in_s=delay,
+        )
+        self.intake.pause("store_error")
+
+    def _store_recovered(self) -> None:
+        self._store_failures = 0
+        self.log.warning("store.recovered", kept=len(self.control.outcomes.pending))
+        self.intake.resume("store_error")
+        self._last_rescan = -1e9  # hints were not acted on meanwhile: look at everything
 
     def _next_wakeup(self) -> float:
         now = self.clock.mono()
         waits = [1.0]
-        if self.control.dispatch_dirty and len(self.control.runs) < self.pool.size:
-            waits.append(0.0)
-        if self._deferred or self._unsettled:
-            waits.append(0.5)  # the store refused a write: try again soon
         if any(w.state is WorkerState.stopping for w in self.pool.workers.values()):
             waits.append(0.05)
+        ping = self.systemd.next_ping_in(now)
+        if ping is not None:
+            waits.append(ping)
+        renew = self.fleet.next_in(now) if hasattr(self, "fleet") else None
+        if renew is not None:
+            waits.append(renew)
+        if not self._store_ready():  # nothing below can be done before the store is tried again
+            return max(0.0, min([*waits, self._store_retry_at - now]))
+        if self.control.dispatch_dirty and len(self.control.runs) < self.pool.size:
+            waits.append(0.0)
         if self.control.runs:
             waits.append(min(self.settings.heartbeat_s, self.settings.progress_s, 0.5))
         nxt = self.intake.next_look_in()
@@ -327,13 +333,8 @@ class Daemon:
         held = self.control.next_hold_in(now)
         if held is not None:
             waits.append(held + 0.01)
-        waits.append(0.0 if self.intake.more_waiting else self._last_rescan + self.settings.rescan_s - now)
-        ping = self.systemd.next_ping_in(now)
-        if ping is not None:
-            waits.append(ping)
-        renew = self.fleet.next_in(now) if hasattr(self, "fleet") else None
-        if renew is not None:
-            waits.append(renew)
+        if self.intake.paused_reason is None:
+            waits.append(0.0 if self.intake.more_waiting else self._last_rescan + self.settings.rescan_s - now)
         return max(0.0, min(waits))
 
     def _handle(self, msg: Message) -> None:
@@ -354,7 +355,7 @@ class Daemon:
             self.log.warning("watcher.restarted", error=repr(exc)[:300], restarts=n)
             self._last_rescan = -1e9  # the watcher may have missed events: rescan now
         elif kind == "wake":  # NOTIFY: new work somewhere in the fleet
-            self.control.dispatch_dirty = True
+            self.control.wake()
         elif kind == "ops" and self.scheduler is not None:
             self.scheduler.run(str(payload))
         elif kind == "stop":
@@ -363,10 +364,26 @@ class Daemon:
     def _on_hint(self, hint: Hint) -> None:
         if self.intake.paused_reason is None:
             self.intake.on_hint(hint)
-            self.control.dispatch_dirty = True
+            self.control.wake()
 
     def tick(self) -> None:
+        """One round: liveness always; the store's work unless it is being backed off."""
         now = self.clock.mono()
+        self.systemd.maybe_ping(now)
+        self.fleet.tick(now)  # the loop turns, whatever the store does
+        try:
+            self._poll_stopping()  # a worker's death is noticed even while the store refuses (kept, in order)
+            if not self._store_ready():
+                return
+            self._store_round(now)
+        except (StoreError, OSError) as e:
+            # Disk full or a lock held too long: every step is retried; nothing half-done is lost.
+            self._store_failed(e)
+            return
+        if self._store_failures:
+            self._store_recovered()
+
+    def _store_round(self, now: float) -> None:
         self._check_disk(now)
         if now - self._last_rescan >= self.settings.rescan_s or self.intake.more_waiting:
             self.rescan_now()
@@ -374,9 +391,8 @@ class Daemon:
             nxt = self.intake.next_look_in()
             if nxt is not None and nxt <= 0:
                 self.intake.recheck_pending()
-                self.control.dispatch_dirty = True
+                self.control.wake()
         self._external_events()
-        self._poll_stopping()
         self.control.tick()
         retry_due = self.control.next_retry_mono is not None and now >= self.control.next_retry_mono
         if self.control.dispatch_dirty or retry_due:
@@ -388,8 +404,6 @@ class Daemon:
             if self.scheduler is not None:
                 for name in self.scheduler.overdue(now):  # the wall clock jumped: run it anyway
                     self.scheduler.run(name)
-        self.systemd.maybe_ping(now)
-        self.fleet.tick(now)
         if self._mark is not None:
             self._mark.record(self.store.high_water())
 
@@ -414,7 +428,7 @@ class Daemon:
                     self.control.cancel(job)
             elif isinstance(rec.event, ev.JobRequeued) and job.state is JobState.queued:
                 self.lifecycle.reconcile_input(job)
-                self.control.dispatch_dirty = True
+                self.control.wake()
         self._cursor = max(self._cursor, self.store.last_position())
 
     def _pending_cancels(self) -> None:
@@ -429,16 +443,23 @@ class Daemon:
         free_mb = shutil.disk_usage(self.layout.root).free // 2**20
         floor = self.settings.free_disk_floor_mb
         if free_mb < floor and self.intake.paused_reason is None:
-            self.intake.paused_reason = "disk_full"
+            self.intake.pause("disk_full")
             self.log.error("intake.paused", reason="disk_full", free_mb=free_mb, floor_mb=floor)
-        elif self.intake.paused_reason is not None and free_mb >= floor * 1.1:
-            self.log.warning("intake.resumed", previous=self.intake.paused_reason, free_mb=free_mb)
-            self.intake.paused_reason = None
+        elif self.intake.paused_reason == "disk_full" and free_mb >= floor * 1.1:
+            self.log.warning("intake.resumed", previous="disk_full", free_mb=free_mb)
+            self.intake.resume("disk_full")
             self._last_rescan = -1e9
+
+    def _drained_safely(self) -> bool:
+        try:
+            return self._drained()
+        except (StoreError, OSError) as e:
+            self._store_failed(e)
+            return False
 
     def _drained(self) -> bool:
         """For ``--once``: nothing running, queued or settling, and a fresh scan submits nothing."""
-        if self.control.runs or any(w.state is WorkerState.stopping for w in self.pool.workers.values()):
+        if self.control.busy() or any(w.state is WorkerState.stopping for w in self.pool.workers.values()):
             return False
         counts = self.store.count_by_state()
         live = (JobState.queued, JobState.retry_wait, JobState.running, JobState.publishing)
@@ -463,7 +484,7 @@ class Daemon:
             settings=self.settings,
             now=self.clock.wall,
             log=logs_mod.get("ops"),
-            supervised=lambda: set(self.control.runs),
+            supervised=self.control.owned,
             orphan=self._orphan,
             rescan=self.rescan_now,
             is_leader=lambda: self.fleet.leader,
@@ -477,7 +498,7 @@ class Daemon:
         self._last_rescan = self.clock.mono()
         if self.intake.paused_reason is not None:
             return 0
-        self.control.dispatch_dirty = True
+        self.control.wake()
         return self.intake.rescan()
 
     def _orphan(self, job: Any, verdict: str, killed: bool) -> None:
@@ -526,7 +547,7 @@ class Daemon:
             prefix=[ev.JobOrphaned(reason=verdict, pid=job.pid, killed=killed)],
             judged=True,
         )
-        self.control.dispatch_dirty = True
+        self.control.wake()
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -542,7 +563,7 @@ class Daemon:
         run = self.control.runs.get(worker.job or "")
         if run is not None:
             run.log.write(line)
-        else:
+        elif worker.last_job is None or not append_late(self.layout.job_log(worker.last_job), line):
             self.log.debug("worker.output", worker=worker.wid, line=line.decode("utf-8", "replace").rstrip()[:500])
 
 
@@ -554,6 +575,7 @@ def _start_ops(daemon: Daemon) -> Any:
 
 def main_run(settings: Settings, env: Mapping[str, str], once: bool = False) -> int:
     faults.configure(env)
+    store_faults.configure(env)
     os.umask(0o027)
     layout = settings.layout
     layout.ensure()  # before logging creates logs/, so every directory gets 0750

@@ -146,7 +146,13 @@ class Fleet:
         return {lease["instance"] for lease in self.store.leases() if lease["until"] > now}
 
     def may_take(self, job: Job) -> bool:
-        """Whether this daemon may declare ``job`` (running, not supervised here) orphaned now."""
+        """Whether this daemon may declare ``job`` (running, not supervised here) orphaned now.
+
+        Never a job of this very instance: its loop reconciles those itself (a run kept in
+        memory, an outcome not yet recorded), so a sweep cannot kill this daemon's own worker.
+        """
+        if job.instance == self.instance:
+            return False
         if not self.active:
             return True
         if job.instance in (None, self.previous):

@@ -63,6 +63,16 @@ class Intake:
         self.unclaimed: dict[str, str] = {}  # inbox path -> job submitted but not yet moved (disk full)
         self._backlog: collections.deque[Entry] = collections.deque()
 
+    def pause(self, reason: str) -> None:
+        """Stop taking files (disk below the floor, store refusing); the first reason stands until resumed."""
+        if self.paused_reason is None:
+            self.paused_reason = reason
+
+    def resume(self, reason: str) -> None:
+        """Take files again, if ``reason`` is what paused intake."""
+        if self.paused_reason == reason:
+            self.paused_reason = None
+
     # --- hints and scans --------------------------------------------------------
 
     def on_hint(self, hint: Hint) -> None:

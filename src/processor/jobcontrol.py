@@ -9,7 +9,8 @@ never races a survivor of the previous attempt.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -19,40 +20,16 @@ from processor.clock import Clock
 from processor.config import Settings
 from processor.joblog import RotatingLog
 from processor.lifecycle import Lifecycle
+from processor.outcomes import Outcomes
 from processor.pool import WorkerPool
+from processor.runs import Completion, Outcome, Run, StopReason
 from processor.supervisor import Exit, WorkerProcess, WorkerState, kill_adopted
 from schema import events as ev
-from schema.errors import StaleAttempt
+from schema.errors import StaleAttempt, StoreError
 from schema.jobs import Job, JobState
 from schema.sqlite_store import iso
 
-
-@dataclass
-class StopReason:
-    kind: str  # fail | cancel | interrupt
-    reason: str
-    message: str
-
-
-@dataclass
-class Run:
-    job_id: str
-    wid: str
-    attempt: int
-    log: RotatingLog
-    started: float
-    last_progress: float
-    last_heartbeat: float = 0.0
-    last_progress_event: float = 0.0
-    last_flush: float = 0.0
-    probed: bool = False
-    hard_deadline: float | None = None
-    position_s: float = 0.0
-    duration_s: float = 0.0
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    pending_upto: float = 0.0
-    stop: StopReason | None = None
-    stage: str = ""  # this attempt's staging sub-directory
+__all__ = ["JobControl", "Run", "StopReason"]
 
 
 class JobControl:
@@ -65,6 +42,7 @@ class JobControl:
         log: Any,
         host: str = "",
         instance: str = "",
+        store_ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.host = host
         self.instance = instance
@@ -76,12 +54,27 @@ class JobControl:
         self.clock = clock
         self.log = log
         self.runs: dict[str, Run] = {}
+        self.outcomes = Outcomes(lifecycle, settings, clock, log, instance)
         self.load_errors: dict[tuple[str, str], str] = {}
         self.dispatch_dirty = True
         self.next_retry_mono: float | None = None
-        self.log_write_errors = 0
-        self.holding: dict[str, float] = {}  # job id -> monotonic time its input will have been quiet
-        self.holding_worker: dict[str, str | None] = {}  # job id -> the attempt that produced its outputs
+        self._log_write_errors = 0
+        self._store_ready = store_ready  # False while the daemon backs off a refusing store
+
+    @property
+    def log_write_errors(self) -> int:
+        return self._log_write_errors + self.outcomes.log_write_errors
+
+    def wake(self) -> None:
+        """Something may be dispatchable now (new work, a free worker, a requeue)."""
+        self.dispatch_dirty = True
+
+    def owned(self) -> set[str]:
+        """Jobs this daemon holds: running on its workers, or ended with an outcome not yet recorded."""
+        return set(self.runs) | set(self.outcomes.pending)
+
+    def busy(self) -> bool:
+        return bool(self.runs or self.outcomes.pending)
 
     # --- dispatch ---------------------------------------------------------------
 
@@ -96,7 +89,7 @@ class JobControl:
         for job in candidates:
             if started >= free:
                 break
-            if job.id in self.runs:
+            if job.id in self.runs or job.id in self.outcomes.pending:
                 continue
             if job.cancel_requested:
                 self.lc.cancel(job)
@@ -110,8 +103,6 @@ class JobControl:
         if earliest is None:
             self.next_retry_mono = None
             return
-        from datetime import datetime
-
         wait = (datetime.fromisoformat(earliest) - self.clock.wall()).total_seconds()
         self.next_retry_mono = self.clock.mono() + max(0.0, wait)
 
@@ -145,6 +136,8 @@ class JobControl:
             host=self.host,
             instance=self.instance,
         )
+        # A refusal here whose commit went through anyway leaves the job running on an idle
+        # worker in the store's eyes: Outcomes.reconcile finds it within a second.
         claimed = self.store.claim(job, started, key=f"{job.id}:a{job.total_attempts + 1}:started")
         if claimed is None:  # another daemon of the fleet started it first
             self.dispatch_dirty = True
@@ -161,7 +154,7 @@ class JobControl:
             stage=f"a{job.total_attempts}",
         )
         self.runs[job.id] = run
-        worker.state, worker.job = WorkerState.busy, job.id
+        worker.take(job.id)
         run.log.line(
             f"{iso(self.clock.wall())} attempt {job.attempts} on {worker.wid} pid {worker.pid} "
             f"({key[0]} {key[1]}) resume_from={resume}"
@@ -182,11 +175,7 @@ class JobControl:
         )
         if not sent:
             run.log.line("worker pipe closed before the job reached it")
-        try:
-            self._heartbeat(run, worker, now)
-        except StaleAttempt as e:  # taken away between the claim and here (this host was cut off)
-            self._abandon(worker, run, e)
-            return True
+        self._best_effort(run, worker, self._heartbeat, run, worker, now)
         self.log.info(
             "job.started", job_id=job.id, attempt=job.attempts, worker=worker.wid, pid=worker.pid, resume_from=resume
         )
@@ -200,26 +189,7 @@ class JobControl:
     def on_message(self, worker: WorkerProcess, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == "ready":
-            worker.state = WorkerState.idle
-            self.pool.load_failures.pop(worker.key, None)
-            self.log.info(
-                "worker.ready",
-                worker=worker.wid,
-                pid=worker.pid,
-                engine=msg.get("engine"),
-                model=msg.get("model"),
-                load_s=msg.get("load_s"),
-                info=msg.get("info"),
-            )
-            blas = str((msg.get("info") or {}).get("blas", ""))
-            if blas.startswith("reference"):
-                self.log.warning(
-                    "engine.slow_blas",
-                    worker=worker.wid,
-                    message="mlx is using its reference BLAS (about 7x slower on a CPU); "
-                    "install an optimised CBLAS (Debian: libopenblas0-pthread) or set SPOOL_CBLAS",
-                )
-            self.dispatch_dirty = True
+            self._on_ready(worker, msg)
         elif kind == "fatal":
             self.pool.load_failures[worker.key] = self.pool.load_failures.get(worker.key, 0) + 1
             self.load_errors[worker.key] = str(msg.get("message"))
@@ -232,87 +202,119 @@ class JobControl:
             if run is None or run.wid != worker.wid or run.stop is not None:
                 return
             with structlog.contextvars.bound_contextvars(job_id=run.job_id):
-                try:
-                    with self.lc.attempt(run.wid):
-                        self._on_job_message(worker, run, kind, msg)
-                except StaleAttempt as e:
-                    self._abandon(worker, run, e)
+                self._on_job_message(worker, run, kind, msg)
+            if run.job_id not in self.runs:  # it ended: hand the worker its next job, then record this one
+                self._after_outcome()
+
+    def _after_outcome(self) -> None:
+        """Outside any attempt's fence: the next job's writes are none of the finished attempt's business."""
+        if self._store_ready():
+            self.dispatch()
+            self.outcomes.record_due()
+
+    def _on_ready(self, worker: WorkerProcess, msg: dict[str, Any]) -> None:
+        worker.ready()
+        self.pool.load_failures.pop(worker.key, None)
+        self.log.info(
+            "worker.ready",
+            worker=worker.wid,
+            pid=worker.pid,
+            engine=msg.get("engine"),
+            model=msg.get("model"),
+            load_s=msg.get("load_s"),
+            info=msg.get("info"),
+        )
+        blas = str((msg.get("info") or {}).get("blas", ""))
+        if blas.startswith("reference"):
+            self.log.warning(
+                "engine.slow_blas",
+                worker=worker.wid,
+                message="mlx is using its reference BLAS (about 7x slower on a CPU); "
+                "install an optimised CBLAS (Debian: libopenblas0-pthread) or set SPOOL_CBLAS",
+            )
+        self.dispatch_dirty = True
 
     def _on_job_message(self, worker: WorkerProcess, run: Run, kind: str, msg: dict[str, Any]) -> None:
+        """Memory first; store writes are either kept until recorded or, for progress, merely skipped."""
         now = self.clock.mono()
         if kind == "probe":
-            self._on_probe(worker, run, msg, now)
+            run.probe, run.probed, run.last_progress = msg, True, now
+            self._decide_probe(worker, run)
         elif kind == "progress":
             run.last_progress, run.position_s = now, float(msg["position_s"])
             run.duration_s = float(msg.get("duration_s") or run.duration_s)
             if now - run.last_progress_event >= self.settings.progress_s:
                 run.last_progress_event = now
-                self.lc.append(run.job_id, [ev.JobProgressed(position_s=run.position_s, duration_s=run.duration_s)])
+                progressed = ev.JobProgressed(position_s=run.position_s, duration_s=run.duration_s)
+                self._best_effort(run, worker, self._append_fenced, run, [progressed])
         elif kind == "segments":
             run.last_progress = now
             run.pending.extend(msg["segments"])
             run.pending_upto = max(run.pending_upto, float(msg["upto_s"]))
             run.position_s = max(run.position_s, run.pending_upto)
             if now - run.last_flush >= self.settings.progress_s:
-                self._flush(run, now)
+                self._best_effort(run, worker, self.outcomes.flush, run)
         elif kind in ("result", "error"):
-            self._flush(run, now)
-            self._finish(run)
-            # The worker reads its next job as soon as it is free: hand it over before publishing.
-            self._release(worker)
-            self.dispatch()
-            job = self._job(run)
-            if kind == "result":
-                if self.lc.input_changed(job) is None:
-                    wait = self.lc.quiet_wait(job)
-                    self.lc.transcribed(
-                        job,
-                        [f"{run.stage}/{name}" for name in msg["outputs"]],
-                        str(msg.get("language") or ""),
-                        float(msg["duration_s"]),
-                        float(msg["elapsed_s"]),
-                        publish=wait <= 0,
-                    )
-                    if wait > 0:
-                        self.hold(job.id, wait, run.wid)
-                return
-            run.log.line(f"{iso(self.clock.wall())} error {msg.get('reason')}: {msg.get('message')}")
-            if msg.get("reason") == "input_changed":
-                self.lc.input_changed(job, force=True)
-            elif self.lc.unsettled_retry(job, str(msg.get("reason")), str(msg.get("message"))) is None:
-                self.lc.fail(job, str(msg.get("reason")), str(msg.get("message")), retryable=bool(msg.get("retryable")))
+            self._conclude(worker, run, Completion(run.job_id, run.wid, Outcome(kind), run=run, msg=msg))
 
-    def _on_probe(self, worker: WorkerProcess, run: Run, msg: dict[str, Any], now: float) -> None:
-        """Decide before recording: ``go`` moves no file, so the worker need not wait for our fsync."""
-        run.probed, run.last_progress = True, now
+    def _decide_probe(self, worker: WorkerProcess, run: Run) -> None:
+        """Decide before recording: ``go`` moves no file, so the worker need not wait for our fsync.
+
+        The decision reads the store (is this content transcribed already?); while the store
+        cannot answer, the probe is kept and decided on a later tick, the worker waiting for it.
+        """
+        msg = run.probe
+        assert msg is not None
+        now = self.clock.mono()
+        try:
+            job = self._job(run)
+            original = None
+            if not job.cancel_requested and self.settings.duplicates == "reuse":
+                original = self.store.find_duplicate(str(msg["sha256"]), job.options_key, exclude=job.id)
+        except StoreError:
+            run.last_progress = now  # the worker waits for us, not the other way round
+            return
+        run.probe = None
         run.duration_s = float(msg["duration_s"])
-        probed = ev.JobProbed(sha256=str(msg["sha256"]), duration_s=run.duration_s)
-        job = self._job(run)
-        original = None
-        if not job.cancel_requested and self.settings.duplicates == "reuse":
-            original = self.store.find_duplicate(probed.sha256, job.options_key, exclude=job.id)
+        run.journal.append(ev.JobProbed(sha256=str(msg["sha256"]), duration_s=run.duration_s))
         if job.cancel_requested or original is not None:
             worker.send({"type": "skip"})
-            self._finish(run)
-            self._release(worker)
-            job = self.lc.append(run.job_id, [probed])
-            if original is not None:
-                self.lc.duplicate(job, original)
-            else:
-                self.lc.cancel(job)
+            kind = Outcome.duplicate if original is not None else Outcome.cancel
+            self._conclude(worker, run, Completion(run.job_id, run.wid, kind, run=run, original=original))
             return
         run.hard_deadline = now + policy.hard_timeout(
             run.duration_s, self.settings.timeout_base_s, self.settings.timeout_factor
         )
         worker.send({"type": "go"})
-        self.lc.append(run.job_id, [probed])
+        self._best_effort(run, worker, self.outcomes.flush, run)
 
-    def _abandon(self, worker: WorkerProcess, run: Run, e: StaleAttempt) -> None:
+    def _conclude(self, worker: WorkerProcess | None, run: Run, completion: Completion) -> None:
+        """The attempt ended in memory: its outcome is kept until recorded; its worker is free at once."""
+        self.runs.pop(run.job_id, None)
+        self.outcomes.add(completion)
+        if worker is not None:
+            self._release(worker)
+        self.dispatch_dirty = True
+
+    def _best_effort(self, run: Run, worker: WorkerProcess | None, write: Callable[..., Any], *args: Any) -> None:
+        """A write that may wait: refused now, it is made again later (or, for progress, superseded)."""
+        try:
+            write(*args)
+        except StaleAttempt as e:
+            self._abandon(worker, run, e)
+        except (StoreError, OSError) as e:
+            self.log.debug("store.write_deferred", job_id=run.job_id, error=str(e)[:200])
+
+    def _append_fenced(self, run: Run, events: list[ev.Event]) -> None:
+        with self.lc.attempt(run.wid):  # every append about a run is fenced by its attempt
+            self.lc.append(run.job_id, events)
+
+    def _abandon(self, worker: WorkerProcess | None, run: Run, e: StaleAttempt) -> None:
         """The job moved on (another host took it while this one was cut off): drop this attempt."""
-        self.log.warning("job.stale", job_id=run.job_id, worker=worker.wid, message=str(e))
+        self.log.warning("job.stale", job_id=run.job_id, worker=run.wid, message=str(e))
         run.log.line(f"{iso(self.clock.wall())} abandoned: {e}")
         self._finish(run)
-        if worker.state is WorkerState.busy and worker.job == run.job_id:
+        if worker is not None and worker.state is WorkerState.busy and worker.job == run.job_id:
             worker.begin_stop(self.clock.mono(), self.settings.grace_s)
 
     def _job(self, run: Run) -> Job:
@@ -323,17 +325,8 @@ class JobControl:
     def _finish(self, run: Run) -> None:
         self.runs.pop(run.job_id, None)
         run.log.close()
-        self.log_write_errors += run.log.errors
+        self._log_write_errors += run.log.errors
         self.dispatch_dirty = True
-
-    def _flush(self, run: Run, now: float) -> None:
-        """Checkpoint pending segments; they leave memory only once the event is recorded."""
-        run.last_flush = now
-        if run.pending:
-            segs, upto = list(run.pending), run.pending_upto
-            with self.lc.attempt(run.wid):
-                self.lc.append(run.job_id, [ev.JobSegments(segments=segs, upto_s=upto)])
-            run.pending = run.pending[len(segs) :]
 
     def _release(self, worker: WorkerProcess) -> None:
         """The worker is done with its job (it says ``idle`` right after): free it, or recycle it."""
@@ -342,8 +335,7 @@ class JobControl:
         leftovers = worker.kill_descendants() + kill_adopted(self.pool.pids())
         if leftovers:
             self.log.warning("job.leftovers_killed", job_id=worker.job, worker=worker.wid, processes=leftovers)
-        worker.state, worker.job = WorkerState.idle, None
-        worker.jobs_done += 1
+        worker.release()
         _, rss = worker.sample(self.clock.mono())
         if worker.jobs_done >= self.settings.max_jobs_per_worker or rss > self.settings.worker_rss_limit_mb * 2**20:
             self.log.info("worker.recycle", worker=worker.wid, jobs=worker.jobs_done, rss_mb=rss // 2**20)
@@ -353,46 +345,32 @@ class JobControl:
     # --- time-driven ------------------------------------------------------------
 
     def hold(self, job_id: str, wait_s: float, worker: str | None = None) -> None:
-        self.holding[job_id] = self.clock.mono() + wait_s
-        self.holding_worker[job_id] = worker
-        self.log.info("job.held", job_id=job_id, wait_s=round(wait_s, 1))
-
-    def _publish_quiet(self, now: float) -> None:
-        for job_id, due in sorted(self.holding.items(), key=lambda kv: kv[1]):
-            if now < due:
-                continue
-            del self.holding[job_id]
-            worker = self.holding_worker.pop(job_id, None)
-            job = self.store.job(job_id)
-            if job is not None and job.state is JobState.publishing:
-                try:
-                    with self.lc.attempt(worker or job.worker):
-                        self.lc.publish_when_quiet(job)  # a write since moved the mtime: that restarts the job
-                except StaleAttempt as e:
-                    self.log.warning("job.stale", job_id=job_id, message=str(e))
-                self.dispatch_dirty = True
+        self.outcomes.hold(job_id, wait_s, worker)
 
     def next_hold_in(self, now: float) -> float | None:
-        return max(0.0, min(self.holding.values()) - now) if self.holding else None
+        return self.outcomes.next_due_in(now)
 
     def tick(self) -> None:
+        """One round of the time-driven work; a StoreError leaves everything kept for the next round."""
         now = self.clock.mono()
         self._check_starting(now)
-        self._publish_quiet(now)
         for run in list(self.runs.values()):
             worker = self.pool.workers.get(run.wid)
             if worker is None or run.stop is not None:
                 continue
-            try:
-                with self.lc.attempt(run.wid):
-                    if run.pending and now - run.last_flush >= self.settings.progress_s:
-                        self._flush(run, now)
-                    if now - run.last_heartbeat >= self.settings.heartbeat_s:
-                        self._heartbeat(run, worker, now)
-            except StaleAttempt as e:
-                self._abandon(worker, run, e)
-                continue
-            self._check_deadlines(run, worker, now)
+            if run.probe is not None:
+                self._decide_probe(worker, run)
+                if run.job_id not in self.runs:
+                    continue
+            if run.pending and now - run.last_flush >= self.settings.progress_s:
+                self._best_effort(run, worker, self.outcomes.flush, run)
+            if now - run.last_heartbeat >= self.settings.heartbeat_s:
+                self._best_effort(run, worker, self._heartbeat, run, worker, now)
+            if run.job_id in self.runs:
+                self._check_deadlines(run, worker, now)
+        self.outcomes.record_due()
+        if self.outcomes.reconcile(set(self.runs), now):
+            self.outcomes.record_due()
 
     def _check_starting(self, now: float) -> None:
         """A worker that does not become ready in time counts as a failed load."""
@@ -407,10 +385,8 @@ class JobControl:
     def _heartbeat(self, run: Run, worker: WorkerProcess, now: float) -> None:
         run.last_heartbeat = now
         cpu, rss = worker.sample(now)
-        with self.lc.attempt(run.wid):  # every append about a run is fenced by its attempt
-            self.lc.append(
-                run.job_id, [ev.JobHeartbeat(cpu_percent=cpu, rss_bytes=rss, position_s=round(run.position_s, 3))]
-            )
+        beat = ev.JobHeartbeat(cpu_percent=cpu, rss_bytes=rss, position_s=round(run.position_s, 3))
+        self._append_fenced(run, [beat])
 
     def _check_deadlines(self, run: Run, worker: WorkerProcess, now: float) -> None:
         s = self.settings
@@ -445,7 +421,7 @@ class JobControl:
     # --- worker deaths ----------------------------------------------------------
 
     def on_worker_gone(self, worker: WorkerProcess, exit: Exit) -> None:
-        """The worker and its whole tree are gone: settle its job, if it had one."""
+        """The worker and its whole tree are gone: its job's outcome is kept until recorded."""
         run = self.runs.get(worker.job or "")
         self.dispatch_dirty = True
         if worker.retiring and run is None:
@@ -454,41 +430,16 @@ class JobControl:
             self.log.warning("worker.died", worker=worker.wid, exit=exit.describe())
         if run is None:
             return
-        try:
-            self._flush(run, self.clock.mono())
-        except StaleAttempt as e:
-            self.log.warning("job.stale", job_id=run.job_id, worker=worker.wid, message=str(e))
-            self._finish(run)
-            return
-        self._finish(run)
-        job = self._job(run)
-        if job.state not in (JobState.running,):
-            return
         detail = f"{exit.describe()}" + (f"; {exit.swept} leftover process(es) killed" if exit.swept else "")
         run.log.line(f"{iso(self.clock.wall())} worker {worker.wid} {detail}")
-        with structlog.contextvars.bound_contextvars(job_id=job.id):
-            try:
-                with self.lc.attempt(worker.wid):
-                    self._settle(job, run.stop, exit, detail)
-            except StaleAttempt as e:
-                self.log.warning("job.stale", job_id=job.id, message=str(e))
-
-    def _settle(self, job: Job, stop: StopReason | None, exit: Exit, detail: str) -> None:
-        if stop is None:
-            self.lc.fail(
-                job, "worker_died", f"the worker {detail}", retryable=True, exit_code=exit.code, signal=exit.signal
-            )
-        elif stop.kind == "cancel":
-            self.lc.cancel(job)
-        elif stop.kind == "interrupt":
-            self.lc.fail(job, "interrupted", stop.message, retryable=True, exit_code=exit.code, signal=exit.signal)
-        else:
-            self.lc.fail(job, stop.reason, stop.message, retryable=True, exit_code=exit.code, signal=exit.signal)
+        self._conclude(None, run, Completion(run.job_id, run.wid, Outcome.exit, run=run, exit=exit, detail=detail))
+        if self._store_ready():
+            self.outcomes.record_due()
 
     def interrupt_all(self) -> None:
         for run in list(self.runs.values()):
-            with contextlib.suppress(StaleAttempt):  # moved elsewhere already: nothing of it to keep
-                self._flush(run, self.clock.mono())
+            with contextlib.suppress(StoreError):  # kept in memory: the worker's exit records it with the rest
+                self.outcomes.flush(run)
             with contextlib.suppress(Exception):
                 self.stop(
                     run, StopReason("interrupt", "interrupted", "the daemon was stopped; the job resumes at next start")

@@ -65,3 +65,18 @@ class RotatingLog:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
                 self._fd = None
+
+
+def append_late(path: Path, data: bytes) -> bool:
+    """A line that arrives after its job's log was closed (stdout and stderr are separate pipes)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.write(fd, data)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -74,20 +74,13 @@ class Lifecycle:
         faults.point("claim")
         moves.claim(self.layout, job.id, job.source, job.sidecar)
 
-    def settle(self, job: Job, running_here: bool) -> None:
-        """Finish whatever a failed step left undone for ``job`` (used after a refused write)."""
-        if job.state is JobState.running and not running_here:
-            self.fail(
-                job,
-                "disk_full",
-                "the result could not be recorded (a write was refused); the job runs again",
-                retryable=True,
-            )
-        elif job.state is JobState.publishing:
-            self.publish(job)
-        elif job.state is JobState.succeeded and self.layout.job_dir(job.id).exists():
+    def finish_files(self, job: Job) -> None:
+        """The moves a terminal job's event announced, if something stopped them (a lost acknowledgement)."""
+        if not self.layout.job_dir(job.id).exists():
+            return
+        if job.state is JobState.succeeded:
             moves.finish(self.layout, job.id, job.source, job.done_path)
-        elif job.state in (JobState.failed, JobState.cancelled) and self.layout.job_dir(job.id).exists():
+        elif job.state in (JobState.failed, JobState.cancelled):
             self.quarantine(job)
 
     # --- failure --------------------------------------------------------------

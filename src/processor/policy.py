@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 from schema.reasons import Reason
 
 # Failures that are not the job's fault: the attempt does not count toward max_attempts.
-NOT_COUNTED = frozenset({Reason.interrupted, Reason.daemon_died, Reason.input_changed, Reason.input_unsettled})
+NOT_COUNTED = frozenset(
+    {Reason.interrupted, Reason.daemon_died, Reason.input_changed, Reason.input_unsettled, Reason.unrecorded}
+)
 
 
 @dataclass(frozen=True)

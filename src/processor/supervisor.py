@@ -86,6 +86,7 @@ class WorkerProcess:
     on_stderr: Callable[[WorkerProcess, bytes], None]
     state: WorkerState = WorkerState.starting
     job: str | None = None
+    last_job: str | None = None  # its stderr after a job ended still belongs to that job's log
     jobs_done: int = 0
     pid: int = 0
     create_time: float = 0.0
@@ -136,6 +137,18 @@ class WorkerProcess:
         assert self._proc is not None and self._proc.stderr is not None
         for line in iter(self._proc.stderr.readline, b""):
             self.on_stderr(self, line)
+
+    def ready(self) -> None:
+        """It loaded its model (``ready``): jobs may be handed to it."""
+        self.state = WorkerState.idle
+
+    def take(self, job_id: str) -> None:
+        self.state, self.job, self.last_job = WorkerState.busy, job_id, job_id
+
+    def release(self) -> None:
+        """Its job is over (result, error or skip): free for the next one."""
+        self.state, self.job = WorkerState.idle, None
+        self.jobs_done += 1
 
     def send(self, msg: dict[str, Any]) -> bool:
         """Write one message; False if the worker is gone (its EOF will follow)."""

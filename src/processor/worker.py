@@ -141,6 +141,7 @@ def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryI
                 }
             )
             return
+        log(f"job {job}: done, {audio_s:.1f} s of audio in {elapsed:.1f} s")  # before the result: its log is ours
         channel.send(
             {
                 "type": "result",
@@ -152,7 +153,6 @@ def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryI
                 "sha256": sha,
             }
         )
-        log(f"job {job}: done, {audio_s:.1f} s of audio in {elapsed:.1f} s")
     except BadInput as e:
         log(f"job {job}: bad input: {e}")
         channel.send({"type": "error", "job": job, "reason": e.reason, "message": str(e), "retryable": False})

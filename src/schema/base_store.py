@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from schema import projections
+from schema import projections, store_faults
 from schema.errors import ConcurrencyError, JobNotFound, StaleAttempt
 from schema.events import Event, job_id_of
 from schema.jobs import ACTIVE, Job, JobState, apply
@@ -229,6 +229,14 @@ class BaseEventStore:
         """The connection as an executor, for multi-table reads inside :meth:`snapshot`."""
         raise NotImplementedError
 
+    def _inject_refusal(self) -> None:
+        """Test-only (:mod:`schema.store_faults`): make the coming write fail as this backend fails."""
+        raise NotImplementedError
+
+    def _inject_lost_ack(self) -> None:
+        """Test-only: the write just committed; fail as a connection lost before its acknowledgement."""
+        raise NotImplementedError
+
     def _raise_translated(self, e: Exception) -> None:
         """Turn a backend error into ours (a unique violation on intake_key, a full disk ...)."""
 
@@ -254,8 +262,14 @@ class BaseEventStore:
         """
         if not events:
             return []
+        fault = store_faults.take(events[0].type)
+        if fault == "refuse":
+            self._inject_refusal()
         with self._write() as x:
-            return self._append_in(x, stream, events, expected_version, idempotency_key, attempt_of)
+            records = self._append_in(x, stream, events, expected_version, idempotency_key, attempt_of)
+        if fault == "lost_ack":
+            self._inject_lost_ack()
+        return records
 
     def _append_in(
         self,
@@ -445,6 +459,9 @@ class BaseEventStore:
         racing for the same job skips it at once and tries its next candidate
         instead of queueing behind the winner.
         """
+        fault = store_faults.take(started.type)
+        if fault == "refuse":
+            self._inject_refusal()
         with self._write() as x:
             if self._lock_for_claim(x, job.id) != job.version:
                 return None
@@ -453,6 +470,8 @@ class BaseEventStore:
             except ConcurrencyError:
                 return None
             claimed = self._job_in(x, job.id)
+        if fault == "lost_ack":
+            self._inject_lost_ack()
         return claimed
 
     def earliest_retry(self) -> str | None:

@@ -132,7 +132,8 @@ class PostgresEventStore(BaseEventStore):
 
     def _connect(self, **kw: Any) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self.url, autocommit=True, **kw)
+            # named in the startup packet: a session is never visible without its daemon's name
+            conn = psycopg.connect(self.url, autocommit=True, application_name=self.application_name, **kw)
             conn.execute(
                 "SELECT set_config('idle_in_transaction_session_timeout', %s, false),"
                 " set_config('application_name', %s, false)",
@@ -222,6 +223,18 @@ class PostgresEventStore(BaseEventStore):
 
     def _reader(self) -> Executor:
         return PgExecutor(self._conn)
+
+    def _cut_own_session(self) -> None:
+        with self._lock, contextlib.suppress(psycopg.Error):
+            self._conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    def _inject_refusal(self) -> None:
+        self._cut_own_session()  # the write that follows meets the dead session, as after a server restart
+
+    def _inject_lost_ack(self) -> None:
+        self._cut_own_session()
+        self._reconnect()
+        raise StoreError("PostgreSQL connection failed: the session ended as the commit returned (injected)")
 
     def _reconnect(self) -> None:
         with contextlib.suppress(Exception):

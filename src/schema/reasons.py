@@ -29,6 +29,9 @@ class Reason(enum.StrEnum):
     """The sidecar ``<file>.json`` names an unknown option or a wrong value."""
     input_missing = "input_missing"
     """The input vanished from work/ (deleted by hand) before it could be transcribed."""
+    internal_error = "internal_error"
+    """spoolscribe met an unexpected error while handling this input (a bug): the exception's type and
+    message are in error.json and the daemon log has its traceback.  Not retried; the daemon goes on."""
     # the attempt: retried with backoff until max_attempts
     worker_died = "worker_died"
     """The worker process crashed or was killed (signal or exit status recorded)."""
@@ -53,6 +56,9 @@ class Reason(enum.StrEnum):
     """The daemon was stopped (SIGTERM) while the job ran; it resumes at the next start."""
     input_changed = "input_changed"
     """The input was still being written; the job starts again from its final bytes."""
+    unrecorded = "unrecorded"
+    """The store refused to record how an attempt ended and the daemon could no longer keep it (it was
+    restarted meanwhile, or the attempt's start was recorded without the daemon knowing); it runs again."""
     input_unsettled = "input_unsettled"
     """The input looked incomplete but was written to within ``recent_s``: it is looked at once more
     (a writer that paused longer than ``settle_s``) before it can be quarantined."""

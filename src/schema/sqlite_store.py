@@ -96,6 +96,12 @@ class SQLiteEventStore(BaseEventStore):
                 time.sleep(delay)  # backoff between busy-timeout rounds, not a test wait
                 delay = min(delay * 2, 0.5)
 
+    def _inject_refusal(self) -> None:
+        raise StoreBusy(str(self.path), self._retry_deadline_s)  # what a lock held past the deadline gives
+
+    def _inject_lost_ack(self) -> None:
+        raise StoreBusy(str(self.path), self._retry_deadline_s)
+
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
         with self._lock:
             try:

@@ -29,9 +29,18 @@ def drop_batch(fleet: FleetSpool, n: int, tag: str, **kw: object) -> list[str]:
 
 
 def finish(fleet: FleetSpool, goods: list[str], timeout: float = 120) -> None:
+    """Every job terminal, then the files: a host moves an input to done/ just after recording success."""
     fleet.wait_terminal(len(goods), timeout=timeout)
-    found = problems(fleet, goods, [])
-    assert not found, found
+    found: list[str] = []
+
+    def settled() -> bool:
+        found[:] = problems(fleet, goods, [])
+        return not found
+
+    try:
+        wait_for(settled, 10, what="the fleet's files to match its log")
+    except AssertionError:
+        raise AssertionError(found) from None
 
 
 def started_hosts(fleet: FleetSpool, job_id: str) -> list[str]:
@@ -155,11 +164,18 @@ def test_database_sessions_cut_mid_batch_lose_nothing(fleet: FleetSpool) -> None
         while cuts < 5 and time.monotonic() < deadline:
             wait_for(lambda: any(j.state is JobState.running for j in fleet.jobs()), 30, what="a running job")
             before = admin.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
-            ended = admin.execute(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name LIKE 'spoolscribe %'"
-            ).fetchone()
-            assert ended is not None and ended[0] >= 1  # sessions are made again when next needed
+            # sessions are made again when next needed: cut whichever exist (one at least) at this moment
+            wait_for(
+                lambda: (
+                    admin.execute(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE application_name LIKE 'spoolscribe %'"
+                    ).fetchone()[0]
+                    >= 1
+                ),
+                10,
+                what="a session of the fleet to cut",
+            )
             cuts += 1
             # one cut per stretch of work: the next only once the fleet has reconnected and recorded more
             wait_for(
