@@ -174,7 +174,8 @@ class Spool:
             s.close()
 
     def terminal(self, n: int) -> list[Any]:
-        jobs = [j for j in self.jobs() if j.state.terminal]
+        """At least ``n`` finished jobs, each with its files moved (the daemon moves them just after the event)."""
+        jobs = [j for j in self.jobs() if j.state.terminal and not self.layout.job_dir(j.id).exists()]
         return jobs if len(jobs) >= n else []
 
     def wait_terminal(self, n: int, timeout: float = 60.0) -> list[Any]:

@@ -16,6 +16,7 @@ from processor.config import Settings
 from schema.errors import SpoolError
 from schema.jobs import JobState
 from schema.store import EventStore
+from spool import names
 
 Add = Callable[[str, Callable[[argparse.Namespace, Settings], int], str], argparse.ArgumentParser]
 
@@ -37,7 +38,7 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
-        sys.stdout.write(report_mod.text(report) + "\n")
+        sys.stdout.write(names.printable(report_mod.text(report), keep="\n\t") + "\n")
     return alerts_mod.EXIT_CODES[report["status"]]
 
 
@@ -124,7 +125,7 @@ def _top_loop(screen: Any, settings: Settings, store: EventStore, interval: floa
         height, width = screen.getmaxyx()
         screen.erase()
         for y, line in enumerate(render(top_snapshot(settings, store), width)[: height - 1]):
-            screen.addstr(y, 0, line)
+            screen.addstr(y, 0, names.printable(line))  # a name must not drive the terminal
         screen.refresh()
         key = screen.getch()
         if key in (ord("q"), ord("Q"), 27):

@@ -19,6 +19,7 @@ from typing import Any
 
 from schema import events as ev
 from schema.store import EventStore
+from spool import names
 
 LIFECYCLE = (
     ev.JobSubmitted.type,
@@ -363,7 +364,7 @@ def _jobs_tables(h: History, week: Window, logs: Path, reports: Path) -> str:
     ]
     for j in slow:
         out.append(
-            f"<tr data-job='{j.id}'><td>{j.id}</td><td>{html.escape(_display(j.source))}</td>"
+            f"<tr data-job='{j.id}'><td>{j.id}</td><td>{html.escape(names.display(j.source))}</td>"
             f"<td class='n'>{j.audio_s:.1f}</td><td class='n'>{j.elapsed_s:.1f}</td>"
             f"<td class='n'>{(j.rtf or 0):.1f}</td><td>{_log_link(j.id, logs, reports)}</td></tr>"
         )
@@ -374,16 +375,12 @@ def _jobs_tables(h: History, week: Window, logs: Path, reports: Path) -> str:
     for j in failed:
         when = datetime.fromtimestamp(j.finished or 0).astimezone().strftime("%Y-%m-%d %H:%M")
         out.append(
-            f"<tr data-job='{j.id}'><td>{j.id}</td><td>{html.escape(_display(j.source))}</td><td>{when}</td>"
+            f"<tr data-job='{j.id}'><td>{j.id}</td><td>{html.escape(names.display(j.source))}</td><td>{when}</td>"
             f"<td>{html.escape(j.reason)}</td><td>{html.escape(j.message[:200])}</td>"
             f"<td>{_log_link(j.id, logs, reports)}</td></tr>"
         )
     out.append("</table></section>")
     return "".join(out)
-
-
-def _display(name: str) -> str:
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def write(report: dict[str, Any], store: EventStore, now: datetime, logs: Path, reports: Path) -> Path:

@@ -35,6 +35,7 @@ import os
 import subprocess
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,6 +122,26 @@ def payload_for(rec: Recorded, root: str) -> dict[str, Any] | None:
     doc = to_jsonable(rec)
     job_id = ev.job_id_of(rec.stream)
     return {"event": rec.type, "at": rec.at, "position": rec.position, "root": root, "job": job_id, "data": doc["data"]}
+
+
+class _PostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow only 307/308, with the same method and body.
+
+    urllib follows 301/302/303 by turning the POST into a GET without a body: the endpoint
+    would answer 200 to an empty request and the notification count as delivered.
+    """
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        if code not in (307, 308) or urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            return None  # urllib then raises HTTPError(code): a failed delivery, retried with backoff
+        return urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+            newurl, data=req.data, method=req.get_method(), headers=dict(req.header_items())
+        )
+
+
+_OPENER = urllib.request.build_opener(_PostRedirects)
 
 
 class Notifier:
@@ -232,7 +253,7 @@ class Notifier:
                 },
             )
             try:
-                with urllib.request.urlopen(req, timeout=target.timeout_s) as resp:  # noqa: S310
+                with _OPENER.open(req, timeout=target.timeout_s) as resp:
                     return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
             except urllib.error.HTTPError as e:
                 return f"HTTP {e.code}"

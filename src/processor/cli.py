@@ -23,16 +23,18 @@ from schema import events as ev
 from schema.errors import SpoolError
 from schema.jobs import JobState
 from schema.store import EventStore
+from spool import names
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    """Human output: whatever a name or a message holds, no control character reaches the terminal."""
+    sys.stdout.write(names.printable(text, keep="\n\t") + "\n")
 
 
 def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(names.json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 def _store(settings: Settings) -> EventStore:
@@ -209,7 +211,7 @@ def _print_event(rec: Any, as_json: bool) -> None:
     from schema.mapper import to_jsonable
 
     if as_json:
-        sys.stdout.write(json.dumps(to_jsonable(rec), ensure_ascii=False) + "\n")
+        sys.stdout.write(names.json_safe(json.dumps(to_jsonable(rec), ensure_ascii=False)) + "\n")
     else:
         _out(views.event_line(rec))
 
@@ -240,7 +242,9 @@ def _follow_file(path: Path, store: EventStore, job_id: str) -> int:
                 if size > offset:
                     with open(path, "rb") as fh:
                         fh.seek(offset)
-                        sys.stdout.write(fh.read(size - offset).decode("utf-8", "replace"))
+                        sys.stdout.write(
+                            names.printable(fh.read(size - offset).decode("utf-8", "replace"), keep="\n\t")
+                        )
                         sys.stdout.flush()
                     offset = size
             job = store.job(job_id)

@@ -75,7 +75,9 @@ class Settings:
     worker_start_timeout_s: float = _f(120.0, "longest a worker may take to load its model", minimum=1)
     probe_timeout_s: float = _f(60.0, "longest a worker may take to hash and probe an input", minimum=1)
     max_jobs_per_worker: int = _f(200, "recycle a warm worker after this many jobs", minimum=1)
-    worker_rss_limit_mb: int = _f(4096, "recycle a warm worker above this resident size", minimum=64)
+    worker_rss_limit_mb: int = _f(
+        4096, "recycle a warm worker above this resident size; a job passing it is killed (memory_limit)", minimum=64
+    )
     done_policy: str = _f("keep", "what happens to an input after success", choices=("keep", "delete"))
     duplicates: str = _f("reuse", "same content + options as a finished job", choices=("reuse", "rerun"))
     log_max_bytes: int = _f(1_048_576, "per-job log size before rotation", minimum=1024)

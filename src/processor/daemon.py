@@ -207,7 +207,8 @@ class Daemon:
         self.queue.put(("stop", "", reason))
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        """SIGTERM, SIGINT and SIGHUP (a closed terminal, a session ending) all stop the daemon in order."""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda signum, _frame: self.request_stop(signal.Signals(signum).name))
 
     def run(self) -> int:
@@ -432,9 +433,10 @@ class Daemon:
         self._cursor = max(self._cursor, self.store.last_position())
 
     def _pending_cancels(self) -> None:
-        for job in self.store.jobs([JobState.queued, JobState.retry_wait]):
-            if job.cancel_requested:
-                self.lifecycle.cancel(job)
+        """Cancels asked for while no daemon ran (held publications included)."""
+        for job in self.store.jobs([JobState.queued, JobState.retry_wait, JobState.publishing]):
+            if job.cancel_requested and (job.state is not JobState.publishing or job.id in self.control.owned()):
+                self.control.cancel(job)
 
     def _check_disk(self, now: float) -> None:
         if now - self._last_disk_check < 1.0:  # statvfs is cheap; resume within a second of space returning

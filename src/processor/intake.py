@@ -9,10 +9,12 @@ job fail at once with a message saying which key is wrong.
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import posixpath
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from processor import options as opt
@@ -21,16 +23,21 @@ from processor.config import Settings
 from processor.engines import resolve_engine
 from processor.lifecycle import Lifecycle
 from schema import events as ev
-from schema.errors import AlreadySubmitted
+from schema.errors import AlreadySubmitted, StoreError
 from schema.jobs import Job
-from spool import names
+from schema.reasons import Reason
+from schema.sqlite_store import iso
+from spool import fsio, moves, names
 from spool.fsio import NotRegularFile, open_regular
 from spool.layout import Layout
-from spool.scan import Entry, Kind, look, scan
-from spool.settle import Settler
+from spool.scan import MAX_DEPTH, Entry, Kind, look, scan
+from spool.settle import Identity, Settler
 from spool.watcher import Hint
 
 SUBMIT_PER_PASS = 256
+LATE_SIDECAR_S = 60.0  # a sidecar written this soon after its audio was taken is late, not early for the next
+# The system's condition, not one file's: the step is retried once the daemon has backed off.
+SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 
 def new_job_id() -> str:
@@ -61,6 +68,9 @@ class Intake:
         self.last_scan_files = 0
         self.more_waiting = False  # a scan stopped at the per-pass limit
         self.unclaimed: dict[str, str] = {}  # inbox path -> job submitted but not yet moved (disk full)
+        self.refused: dict[str, Identity] = {}  # inbox path -> identity that could not even be quarantined
+        self.sidecars_judged: dict[str, Identity] = {}  # orphan sidecars already checked for lateness
+        self._current: Job | None = None  # the job the file being considered became, if it got that far
         self._backlog: collections.deque[Entry] = collections.deque()
 
     def pause(self, reason: str) -> None:
@@ -142,11 +152,37 @@ class Intake:
     # --- one file -----------------------------------------------------------------
 
     def consider(self, entry: Entry, *, renamed: bool = False) -> Job | None:
+        """Look at one inbox entry.  A bulkhead: nothing about this one file can stop the loop.
+
+        A refusing store or a system condition (disk full, no file descriptors) propagates: the
+        daemon backs off and the file waits in the inbox.  Anything else this file causes ends
+        it in failed/ with ``internal_error`` (type and message in its error.json and event).
+        """
+        refused = self.refused.get(entry.rel)
+        if refused is not None and refused == entry.identity:
+            return None  # could not even be moved to failed/; looked at again once it changes
+        self._current = None
+        try:
+            return self._consider(entry, renamed=renamed)
+        except StoreError:
+            raise
+        except OSError as e:
+            if e.errno in SYSTEM_ERRNOS:
+                raise
+            return self._contain(entry, e)
+        except Exception as e:  # noqa: BLE001 - a bulkhead: one file's surprise must not stop the spool
+            return self._contain(entry, e)
+
+    def _consider(self, entry: Entry, *, renamed: bool = False) -> Job | None:
         if entry.kind is Kind.temp:
             self.settler.saw_temp(entry.identity.dev, entry.identity.ino, self.clock.mono())
             return None
-        if entry.kind is Kind.sidecar or self.paused_reason:
+        if self.paused_reason:
             return None
+        if entry.kind is Kind.sidecar:
+            return self._consider_sidecar(entry)
+        if entry.kind is Kind.unreachable:
+            return self._unreachable(entry)
         if entry.rel in self.unclaimed:  # submitted already; its claim failed: finish it, never resubmit
             job = self.lifecycle.store.job(self.unclaimed[entry.rel])
             if job is None or self.lifecycle.reconcile_input(job):
@@ -157,13 +193,106 @@ class Intake:
         how = self.settler.observe(entry.rel, entry.identity, self.clock.mono(), self.clock.wall_ns(), renamed)
         if how is None:
             return None
+        holder = self.lifecycle.store.holder(entry.rel)
+        if holder is not None:  # written in place and not finished: the name (whatever its inode) is its input
+            self.log.debug("intake.held", source=names.display(entry.rel), job_id=holder.id)
+            return None
         return self._submit(entry, how)
 
-    def _submit(self, entry: Entry, settled_by: str, refused: str | None = None) -> Job | None:
+    def _consider_sidecar(self, entry: Entry) -> Job | None:
+        """A sidecar waits for its audio, unless it came too late for it: then it is reported, never applied.
+
+        Late means its audio is gone from the inbox and a job of that name was submitted within
+        :data:`LATE_SIDECAR_S` before the sidecar was written.  An older job of the same name is a
+        previous drop, and the sidecar waits for the next file (written first, as it should be).
+        """
+        audio = entry.rel[: -len(names.SIDECAR_SUFFIX)]
+        if not audio or os.path.lexists(self.layout.inbox / audio):
+            return None
+        if self.sidecars_judged.get(entry.rel) == entry.identity:
+            return None
+        how = self.settler.observe(entry.rel, entry.identity, self.clock.mono(), self.clock.wall_ns())
+        if how is None:
+            return None  # looked at again once it has stood still
+        self.sidecars_judged[entry.rel] = entry.identity
+        written = datetime.fromtimestamp(entry.identity.mtime_ns / 1e9, UTC)
+        recent = self.lifecycle.store.submitted_between(
+            iso(written - timedelta(seconds=LATE_SIDECAR_S)), iso(written + timedelta(seconds=1))
+        )
+        taken = next((j for j in recent if j.source == audio), None)
+        if taken is None:
+            return None
+        late = (
+            f"these options arrived after {names.display(audio)} was taken (job {taken.id}) and were not applied; "
+            "write the sidecar first, then the audio (drop the audio again to use them)"
+        )
+        return self._submit(entry, how, refused=late, reason=Reason.late_sidecar)
+
+    def _unreachable(self, entry: Entry) -> Job:
+        """A folder too deep or a path too long to open: it cannot be taken, so it is reported, once."""
+        options = opt.resolve(self.settings.job_defaults, {}, {})
+        job_id = self.new_id()
+        message = (
+            f"{names.display(entry.rel)[:300]} is nested deeper than {MAX_DEPTH} folders or its path is longer "
+            "than the system can open; nothing below it can be taken: move it to a shorter path in the inbox"
+        )
+        failed_rel = f"unreachable-{job_id}"  # the input cannot be moved; its report is here
+        submitted = ev.JobSubmitted(
+            job_id=job_id,
+            source=entry.rel,
+            size=entry.identity.size,
+            mtime_ns=entry.identity.mtime_ns,
+            options=options,
+            options_key=opt.options_key(options),
+            settled_by="special",
+        )
+        failed = ev.JobFailed(
+            reason=Reason.unreachable_path,
+            message=message,
+            retryable=False,
+            final=True,
+            attempt=0,
+            failed_path=failed_rel,
+            counted=False,
+        )
+        job = self.lifecycle.append(job_id, [submitted, failed])
+        doc = moves.error_doc(reason=failed.reason, message=message, job=job_id, attempts=0, source=entry.rel)
+        fsio.atomic_write(self.layout.failed / f"{failed_rel}{moves.ERROR_SUFFIX}", doc)
+        self.refused[entry.rel] = entry.identity  # reported; it stays where it is
+        self.log.error("intake.unreachable", job_id=job_id, source=names.display(entry.rel)[:300])
+        return job
+
+    def _contain(self, entry: Entry, e: Exception) -> Job | None:
+        """End one file that raised: to failed/ with the exception, or, if even that fails, left alone."""
+        self.log.exception("intake.internal_error", source=names.display(entry.rel))
+        message = f"{type(e).__name__}: {e}"[:500]
+        try:
+            job = self._current
+            if job is not None:
+                job = self.lifecycle.store.job(job.id) or job
+                if not job.state.terminal:
+                    job = self.lifecycle.fail_now(job, Reason.internal_error, message)
+            else:
+                job = self._submit(entry, entry.kind.value, refused=message, reason=Reason.internal_error)
+            if os.path.lexists(self.layout.inbox / entry.rel) and job is not None and job.failed_path:
+                moves.quarantine_inbox(self.layout, entry.rel, job.failed_path)
+            self.refused.pop(entry.rel, None)
+            self.unclaimed.pop(entry.rel, None)
+            return job
+        except StoreError:
+            raise
+        except Exception:  # the last wall: remember it, say so, go on
+            self.refused[entry.rel] = entry.identity
+            self.log.exception("intake.refused", source=names.display(entry.rel), first_error=message)
+            return None
+
+    def _submit(
+        self, entry: Entry, settled_by: str, refused: str | None = None, reason: str = Reason.not_regular_file
+    ) -> Job | None:
         if not os.path.lexists(self.layout.inbox / entry.rel):
             return None  # taken since it was listed (in a fleet, by another host): nothing to submit
         sidecar_rel = names.sidecar_of(entry.rel)
-        has_sidecar = os.path.lexists(self.layout.inbox / sidecar_rel)
+        has_sidecar = entry.kind is not Kind.sidecar and os.path.lexists(self.layout.inbox / sidecar_rel)
         profile_name, profile = opt.profile_for(entry.rel, self.settings.profiles)
         problem: str | None = refused
         side: dict[str, Any] = {}
@@ -171,7 +300,7 @@ class Intake:
             try:
                 side = self._read_sidecar(sidecar_rel)
             except opt.InvalidOptions as e:
-                problem = str(e)
+                problem, reason = str(e), Reason.invalid_options
         options = opt.resolve(self.settings.job_defaults, profile, side)
         options["engine"] = resolve_engine(options["engine"])
         submitted = ev.JobSubmitted(
@@ -186,9 +315,10 @@ class Intake:
         )
         try:
             job = self.lifecycle.append(submitted.job_id, [submitted])
-        except AlreadySubmitted:  # another host noticed the same file first: its job, not ours
-            self.log.debug("intake.already_submitted", source=_display(entry.rel))
+        except AlreadySubmitted:  # another host noticed the same file first, or its job holds this name
+            self.log.debug("intake.already_submitted", source=names.display(entry.rel))
             return None
+        self._current = job
         self.submitted += 1
         try:
             self.lifecycle.claim(job)
@@ -200,13 +330,12 @@ class Intake:
         self.log.info(
             "job.submitted",
             job_id=job.id,
-            source=_display(entry.rel),
+            source=names.display(entry.rel),
             size=entry.identity.size,
             profile=profile_name,
             sidecar=has_sidecar,
         )
         if problem is not None:
-            reason = "not_regular_file" if refused else "invalid_options"
             job = self.lifecycle.fail_now(job, reason, problem)
         return job
 
@@ -215,17 +344,13 @@ class Intake:
         try:
             fd = open_regular(path)
         except (NotRegularFile, OSError) as e:
-            raise opt.InvalidOptions(_display(rel), f"sidecar cannot be read safely: {e}") from None
+            raise opt.InvalidOptions(names.display(rel), f"sidecar cannot be read safely: {e}") from None
         with os.fdopen(fd, "rb") as fh:
             raw = fh.read(opt.SIDECAR_MAX_BYTES + 1)
-        return opt.parse_sidecar(raw, _display(rel))
+        return opt.parse_sidecar(raw, names.display(rel))
 
 
 def _kind(mode: int) -> str:
     from spool.fsio import kind_of
 
     return kind_of(mode)
-
-
-def _display(name: str) -> str:
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -31,6 +31,8 @@ from schema.sqlite_store import iso
 
 __all__ = ["JobControl", "Run", "StopReason"]
 
+RSS_CHECK_S = 1.0  # how often a running worker's resident size is compared with its limit
+
 
 class JobControl:
     def __init__(
@@ -388,8 +390,22 @@ class JobControl:
         beat = ev.JobHeartbeat(cpu_percent=cpu, rss_bytes=rss, position_s=round(run.position_s, 3))
         self._append_fenced(run, [beat])
 
+    def _check_memory(self, run: Run, worker: WorkerProcess, now: float) -> None:
+        """The RSS limit holds during a job, not only between jobs (one file once took a worker to 5.8 GB)."""
+        if now - run.last_rss_check < RSS_CHECK_S:
+            return
+        run.last_rss_check = now
+        limit = self.settings.worker_rss_limit_mb
+        rss_mb = worker.rss() // 2**20
+        if rss_mb > limit:
+            message = f"the worker used {rss_mb} MB, above worker_rss_limit_mb = {limit}; it was killed"
+            self.stop(run, StopReason("fail", "memory_limit", message))
+
     def _check_deadlines(self, run: Run, worker: WorkerProcess, now: float) -> None:
         s = self.settings
+        self._check_memory(run, worker, now)
+        if run.stop is not None:
+            return
         if not run.probed and now - run.started >= s.probe_timeout_s:
             self.stop(
                 run, StopReason("fail", "probe_timeout", f"probing the input took over {s.probe_timeout_s:.0f} s")
@@ -412,9 +428,12 @@ class JobControl:
             worker.begin_stop(self.clock.mono(), self.settings.grace_s)
 
     def cancel(self, job: Job) -> None:
+        """Honoured in every state short of terminal: a running worker is stopped, a kept outcome dropped."""
         run = self.runs.get(job.id)
         if run is not None:
             self.stop(run, StopReason("cancel", "cancelled", "cancelled on request"))
+        elif self.outcomes.cancel(job.id):
+            self.outcomes.record_due()
         elif job.state in (JobState.queued, JobState.retry_wait):
             self.lc.cancel(job)
 

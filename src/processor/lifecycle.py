@@ -72,7 +72,7 @@ class Lifecycle:
 
     def claim(self, job: Job) -> None:
         faults.point("claim")
-        moves.claim(self.layout, job.id, job.source, job.sidecar)
+        moves.claim(self.layout, job.id, job.source, job.sidecar, keep_name=job.holds_inbox_name)
 
     def finish_files(self, job: Job) -> None:
         """The moves a terminal job's event announced, if something stopped them (a lost acknowledgement)."""
@@ -112,7 +112,11 @@ class Lifecycle:
             cap_s=self.settings.retry_backoff_max_s,
             job_id=job.id,
         )
-        failed_path = moves.free_path(self.layout.failed, job.source) if decision.final else None
+        failed_path = (
+            moves.free_path(self.layout.failed, job.source, reserve=moves.FAILED_SUFFIX_BYTES)
+            if decision.final
+            else None
+        )
         failure = ev.JobFailed(
             reason=reason,
             message=message,
@@ -164,7 +168,7 @@ class Lifecycle:
             message=job.message or "",
             job=job.id,
             attempts=job.total_attempts,
-            source=_display(job.source),
+            source=names.display(job.source),
             exit_code=job.exit_code,
             signal=job.signal,
             failed_at=job.finished_at,
@@ -179,8 +183,8 @@ class Lifecycle:
     # --- cancel ---------------------------------------------------------------
 
     def cancel(self, job: Job) -> Job:
-        failed_path = moves.free_path(self.layout.failed, job.source)
-        job = self.append(job.id, [ev.JobCancelled(failed_path=failed_path)], key=f"{job.id}:cancelled")
+        failed_path = moves.free_path(self.layout.failed, job.source, reserve=moves.FAILED_SUFFIX_BYTES)
+        job = self.append(job.id, [ev.JobCancelled(failed_path=failed_path)], key=f"{job.id}:v{job.version}:cancelled")
         self.log.info("job.cancelled", job_id=job.id)
         self.quarantine(job)
         return job
@@ -258,7 +262,7 @@ class Lifecycle:
         self.log.info(
             "job.succeeded",
             job_id=job.id,
-            outputs=[_display(p) for p in published],
+            outputs=[names.display(p) for p in published],
             duration_s=job.duration_s,
             elapsed_s=job.elapsed_s,
             duplicate_of=job.duplicate_of,
@@ -300,7 +304,7 @@ class Lifecycle:
         segments = self.segments_of(original.id)
         manifest = {
             "job": job.id,
-            "source": _display(job.source),
+            "source": names.display(job.source),
             "sha256": job.sha256,
             "duplicate_of": original.id,
             "engine": original.engine,
@@ -329,11 +333,12 @@ class Lifecycle:
         Returns the updated job, or None when the input is unchanged (and not
         ``force``: the worker saw different bytes under the same size and mtime).
         """
+        followed = job.holds_inbox_name and moves.follow_name(self.layout, job.id, job.source)
         try:
             st = os.stat(self.input_path(job))
         except FileNotFoundError:
             return self.fail_now(job, "input_missing", "the input vanished from work/ while it was processed")
-        if not force and (st.st_size, st.st_mtime_ns) == (job.size, job.mtime_ns):
+        if not (force or followed) and (st.st_size, st.st_mtime_ns) == (job.size, job.mtime_ns):
             return None
         wait = policy.not_before(self.clock.wall(), max(self.settings.settle_s, 0.5))
         job = self.append(job.id, [ev.JobInputChanged(size=st.st_size, mtime_ns=st.st_mtime_ns, not_before=wait)])
@@ -355,11 +360,7 @@ class Lifecycle:
         except FileNotFoundError:
             return None
         age = self.clock.wall().timestamp() - mtime
-        looked_again = any(
-            isinstance(r.event, ev.JobFailed) and r.event.reason == Reason.input_unsettled
-            for r in self.store.read(ev.job_stream(job.id))
-        )
-        if age >= self.settings.recent_s or looked_again:
+        if age >= self.settings.recent_s or self._looked_again(job):
             return None
         wait = max(self.settings.settle_s, self.settings.recent_s - age)
         failed = ev.JobFailed(
@@ -376,6 +377,16 @@ class Lifecycle:
         self.log.warning("job.input_unsettled", job_id=job.id, reason=reason, age_s=round(age, 1))
         return self.append(job.id, [failed, retry])
 
+    def _looked_again(self, job: Job) -> bool:
+        """Whether these very bytes were already given their second look (since the input last changed)."""
+        looked = False
+        for rec in self.store.read(ev.job_stream(job.id)):
+            if isinstance(rec.event, ev.JobInputChanged):
+                looked = False
+            elif isinstance(rec.event, ev.JobFailed) and rec.event.reason == Reason.input_unsettled:
+                looked = True
+        return looked
+
     def reconcile_input(self, job: Job) -> bool:
         """Make sure a live job's input is in work/<job>/; finish an interrupted claim or requeue."""
         dst = self.input_path(job)
@@ -384,13 +395,9 @@ class Lifecycle:
         src = self.layout.inbox / job.source
         try:
             st = os.lstat(src)
-            if (st.st_size, st.st_mtime_ns) == (job.size, job.mtime_ns):
-                moves.claim(self.layout, job.id, job.source, job.sidecar)
+            if (st.st_size, st.st_mtime_ns) == (job.size, job.mtime_ns) or job.holds_inbox_name:
+                moves.claim(self.layout, job.id, job.source, job.sidecar, keep_name=job.holds_inbox_name)
                 return True
         except FileNotFoundError:
             pass
         return bool(job.requeued_from and moves.requeue(self.layout, job.id, job.source, job.requeued_from))
-
-
-def _display(name: str) -> str:
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -45,19 +45,28 @@ class InvalidOptions(SpoolError):
         super().__init__(f"{source}: {problem}")
 
 
+def _text(value: Any, max_len: int) -> bool:
+    """Text an engine, a log and a JSON document can all take: encodable, no control characters."""
+    if not isinstance(value, str) or len(value) > max_len:
+        return False
+    try:
+        value.encode("utf-8")  # a lone surrogate ("\\ud800") is valid JSON but no engine can take it
+    except UnicodeEncodeError:
+        return False
+    return not any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0 for c in value)
+
+
 def _check(key: str, value: Any) -> bool:
     if key == "language":
-        return value is None or (isinstance(value, str) and 2 <= len(value) <= 8 and value.isalpha())
+        return value is None or (
+            isinstance(value, str) and 2 <= len(value) <= 8 and value.isascii() and value.isalpha()
+        )
     if key == "task":
         return value in TASKS
     if key == "word_timestamps":
         return isinstance(value, bool)
     if key == "initial_prompt":
-        return value is None or (
-            isinstance(value, str)
-            and len(value) <= MAX_PROMPT
-            and not any(ord(c) < 32 and c not in "\n\t" for c in value)
-        )
+        return value is None or _text(value, MAX_PROMPT)
     if key == "formats":
         return isinstance(value, list) and len(value) > 0 and all(isinstance(f, str) and f in FORMATS for f in value)
     if key == "beam_size":
@@ -65,8 +74,14 @@ def _check(key: str, value: Any) -> bool:
     if key == "engine":
         return value in ENGINES
     if key == "model":
-        return isinstance(value, str) and 0 < len(value) <= 512 and "\x00" not in value
+        return isinstance(value, str) and len(value) > 0 and _text(value, 512) and "\n" not in value
     return False
+
+
+def _shown(value: Any) -> str:
+    """A bad value in a message: short, one line, printable whatever it held."""
+    text = repr(value)
+    return (text[:200] + "...") if len(text) > 200 else text
 
 
 def validate(options: Any, *, source: str, allow_operator_keys: bool = False) -> dict[str, Any]:
@@ -79,9 +94,9 @@ def validate(options: Any, *, source: str, allow_operator_keys: bool = False) ->
     clean: dict[str, Any] = {}
     for key, value in options.items():
         if not isinstance(key, str) or key not in allowed:
-            raise InvalidOptions(source, f"unknown option {key!r} (allowed: {', '.join(sorted(allowed))})")
+            raise InvalidOptions(source, f"unknown option {_shown(key)} (allowed: {', '.join(sorted(allowed))})")
         if not _check(key, value):
-            raise InvalidOptions(source, f"option {key!r} must be {allowed[key]}; got {value!r}"[:400])
+            raise InvalidOptions(source, f"option {key!r} must be {allowed[key]}; got {_shown(value)}")
         clean[key] = list(value) if isinstance(value, list) else value
     return clean
 
@@ -91,8 +106,8 @@ def parse_sidecar(raw: bytes, source: str) -> dict[str, Any]:
         raise InvalidOptions(source, f"sidecar is larger than {SIDECAR_MAX_BYTES} bytes")
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise InvalidOptions(source, f"sidecar is not valid JSON ({e})"[:300]) from None
+    except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, an integer of 5000 digits, deep nesting
+        raise InvalidOptions(source, f"sidecar is not valid JSON ({type(e).__name__}: {e})"[:300]) from None
     return validate(data, source=source)
 
 

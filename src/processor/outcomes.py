@@ -63,6 +63,14 @@ class Outcomes:
         self.pending[job_id] = Completion(job_id, worker or "", Outcome.publish, due=self.clock.mono() + wait_s)
         self.log.info("job.held", job_id=job_id, wait_s=round(wait_s, 1))
 
+    def cancel(self, job_id: str) -> bool:
+        """A cancel for a job whose outcome is kept here (held for publication, or not yet recorded)."""
+        c = self.pending.get(job_id)
+        if c is None:
+            return False
+        c.kind, c.due = Outcome.cancel, 0.0
+        return True
+
     def next_due_in(self, now: float) -> float | None:
         if not self.pending:
             return None
@@ -133,6 +141,9 @@ class Outcomes:
 
     def _record(self, c: Completion, job: Job, now: float) -> bool:
         """Record ``c`` from the job as the store has it now; False when it waits (held)."""
+        if c.kind is Outcome.cancel and job.state in (JobState.running, JobState.publishing) and job.worker == c.wid:
+            self.lc.cancel(job)  # honoured until the very publication: a held transcript is dropped
+            return True
         if job.state is JobState.publishing and job.worker == c.wid:
             return self._publish(c, job, now)  # the outcome is recorded; its files are not all moved
         if job.state is not JobState.running or job.worker != c.wid:
@@ -157,8 +168,6 @@ class Outcomes:
             self._exited(c, job)
         elif c.kind is Outcome.duplicate and c.original is not None:
             self.lc.duplicate(job, c.original)
-        elif c.kind is Outcome.cancel:
-            self.lc.cancel(job)
         else:  # lost: memory holds nothing of an attempt the store shows running here
             message = "the daemon lost track of this attempt (a write was refused as it ended); it runs again"
             self.lc.fail(job, Reason.unrecorded, message, retryable=True)

@@ -36,6 +36,7 @@ class Run:
     last_heartbeat: float = 0.0
     last_progress_event: float = 0.0
     last_flush: float = 0.0
+    last_rss_check: float = 0.0
     probed: bool = False
     hard_deadline: float | None = None
     position_s: float = 0.0

@@ -192,6 +192,14 @@ class WorkerProcess:
             return len(leftovers) + sweep_marked(self.wid, exclude={self.pid})
         return len(leftovers)
 
+    def rss(self) -> int:
+        """Resident bytes of the whole tree now (cheap: no CPU bookkeeping)."""
+        total = 0
+        for p in self.tree():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
     def sample(self, now: float) -> tuple[float, int]:
         """(cpu % of one core since the last sample, resident bytes) over the whole tree."""
         cpu, rss = 0.0, 0

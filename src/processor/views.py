@@ -12,12 +12,13 @@ from typing import Any
 
 from schema.jobs import Job, JobState
 from schema.mapper import Recorded, to_jsonable
+from spool import names
 
 STATE_ORDER = [s.value for s in JobState]
 
 
-def display(name: str) -> str:
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+display = names.display  # for --json: readable text; control characters are JSON-escaped there
+shown = names.printable  # for a terminal: every control character escaped
 
 
 def job_item(job: Job) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def jobs_table(jobs: list[Job]) -> str:
     width = shutil.get_terminal_size((100, 20)).columns
     lines = [f"{'ID':12}  {'STATE':10}  {'PROGRESS':>8}  {'TRIES':>5}  {'AGE':>5}  NAME"]
     for j in jobs:
-        name = display(j.source)
+        name = shown(j.source)
         note = f"  ({j.reason})" if j.reason and j.state in (JobState.failed, JobState.retry_wait) else ""
         progress = f"{j.progress * 100:7.0f}%"
         tries, since = j.total_attempts, age(j.submitted_at)
@@ -112,13 +113,13 @@ def job_text(detail: dict[str, Any]) -> str:
         "duplicate_of",
         "pid",
     ]
-    lines = [f"{k:15} {detail[k]}" for k in keys if detail.get(k) not in (None, [], "")]
+    lines = [f"{k:15} {shown(str(detail[k]))}" for k in keys if detail.get(k) not in (None, [], "")]
     lines.append(f"{'events':15} {len(detail['events'])}")
     for e in detail["events"]:
         if e["type"] == "job.heartbeat":
             continue
         data = {k: v for k, v in e["data"].items() if k not in ("segments", "options")}
-        lines.append(f"  {e['at'][:23]}  {e['type']:22} {json.dumps(data, ensure_ascii=False)[:120]}")
+        lines.append(f"  {e['at'][:23]}  {e['type']:22} {shown(json.dumps(data, ensure_ascii=False)[:120])}")
     return "\n".join(lines)
 
 
@@ -126,14 +127,15 @@ def event_line(rec: Recorded) -> str:
     data = to_jsonable(rec)["data"]
     data = {k: v for k, v in data.items() if k not in ("segments", "options")}
     return (
-        f"{rec.position:>7}  {rec.at[:23]}  {rec.stream:18} {rec.type:22} {json.dumps(data, ensure_ascii=False)[:160]}"
+        f"{rec.position:>7}  {rec.at[:23]}  {rec.stream:18} {rec.type:22} "
+        f"{shown(json.dumps(data, ensure_ascii=False)[:160])}"
     )
 
 
 def status_text(status: dict[str, Any]) -> str:
     d = status["daemon"]
     lines = [
-        f"spool   {status['root']}",
+        f"spool   {shown(str(status['root']))}",
         f"daemon  {'running, pid ' + str(d['pid']) if d['running'] else 'not running'}",
         f"inbox   {status['inbox_files']} file(s) waiting",
         "jobs    " + ", ".join(f"{k} {v}" for k, v in status["counts"].items() if v)
@@ -141,7 +143,7 @@ def status_text(status: dict[str, Any]) -> str:
         else "jobs    none",
     ]
     if status.get("paused"):
-        lines.append(f"intake  PAUSED: {status['paused']}")
+        lines.append(f"intake  PAUSED: {shown(str(status['paused']))}")
     running = status["running"]
     if running:
         lines.append("running")
@@ -149,7 +151,7 @@ def status_text(status: dict[str, Any]) -> str:
             pos = f"{r['position_s'] or 0:.0f}/{r['duration_s'] or 0:.0f}s"
             where = f"  (on {r['host']})" if "fleet" in status and r.get("host") else ""
             lines.append(
-                f"  {r['id']}  {bar(r['progress'])} {r['progress'] * 100:3.0f}%  {pos:>11}  {r['name']}{where}"
+                f"  {r['id']}  {bar(r['progress'])} {r['progress'] * 100:3.0f}%  {pos:>11}  {shown(r['name'])}{where}"
             )
     if "fleet" in status:
         lines.append("fleet" + ("" if status["fleet"] else "   no daemon holds a lease"))
@@ -157,10 +159,11 @@ def status_text(status: dict[str, Any]) -> str:
             state = "alive" if h["alive"] else "LEASE EXPIRED"
             role = ", leader" if h["leader"] else ""
             lines.append(
-                f"  {h['host']:<16} {h['instance']}  pid {h['pid']:<7} {state}{role}, {h['jobs_running']} running"
+                f"  {shown(h['host']):<16} {h['instance']}  pid {h['pid']:<7} {state}{role}, "
+                f"{h['jobs_running']} running"
             )
     alerts = status.get("alerts") or []
     lines.append("alerts  " + ("none firing" if not alerts else ""))
     for a in alerts:
-        lines.append(f"  {a['level'].upper():8} {a['rule']}: {a['message']}")
+        lines.append(f"  {a['level'].upper():8} {shown(a['rule'])}: {shown(a['message'])}")
     return "\n".join(lines)

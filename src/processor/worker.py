@@ -24,9 +24,16 @@ from processor import outputs, protocol
 from processor.audio import BadInput
 from processor.engines import make_engine
 from processor.engines.base import Engine
+from spool import names
 from spool.fsio import NotRegularFile, open_regular
 
 VERSION = "0.1.0"
+# Why an input could not even be opened: (reason, worth another attempt)
+OPEN_ERRORS = {
+    errno.EACCES: ("unreadable", False),
+    errno.EPERM: ("unreadable", False),
+    errno.ENOENT: ("input_missing", False),
+}
 
 
 class Channel:
@@ -91,6 +98,12 @@ def run_job(engine: Engine, channel: Channel, msg: dict[str, Any]) -> None:
         fh = os.fdopen(open_regular(Path(msg["input"])), "rb")
     except NotRegularFile as e:
         channel.send({"type": "error", "job": job, "reason": "not_regular_file", "message": str(e), "retryable": False})
+        return
+    except OSError as e:  # one attempt is enough to know: not a crash to retry three times
+        reason, retryable = OPEN_ERRORS.get(e.errno or 0, ("io_error", True))
+        log(f"job {job}: cannot open the input: {e}")
+        message = f"the input cannot be opened: {e.strerror or e}"
+        channel.send({"type": "error", "job": job, "reason": reason, "message": message, "retryable": retryable})
         return
     with fh:
         _run_open(engine, channel, msg, fh)
@@ -173,10 +186,6 @@ def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryI
         )
 
 
-def _display(name: str) -> str:
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 def _manifest(
     engine: Engine,
     msg: dict[str, Any],
@@ -189,7 +198,7 @@ def _manifest(
 ) -> dict[str, Any]:
     return {
         "job": msg["job"],
-        "source": _display(msg.get("source", "")),
+        "source": names.display(msg.get("source", "")),
         "sha256": sha,
         "engine": engine.name,
         "model": engine.model,

@@ -94,7 +94,13 @@ def intake_key(job: Job) -> str | None:
     if job.state.terminal:
         return None
     # ASCII (json.dumps escapes non-UTF-8 names): PostgreSQL text takes neither NUL nor surrogates.
+    if job.holds_inbox_name:  # one unfinished job per held name, whatever its writer does to the file
+        return held_key(job.source)
     return f"{job.size}:{job.mtime_ns}:{json.dumps(job.source)}"
+
+
+def held_key(source: str) -> str:
+    return f"held:{json.dumps(source)}"
 
 
 def write_job(x: Executor, job: Job) -> None:
@@ -431,6 +437,22 @@ class BaseEventStore:
             sql += " LIMIT ?"
             args.append(limit)
         return [_job(r) for r in self._read(sql, args)]
+
+    def holder(self, source: str) -> Job | None:
+        """The unfinished job that holds this inbox name (a file written in place), if any."""
+        rows = self._read("SELECT doc FROM jobs WHERE intake_key = ?", (held_key(source),))
+        return _job(rows[0]) if rows else None
+
+    def submitted_between(self, start_iso: str, end_iso: str) -> list[Job]:
+        """Jobs submitted in [start, end], newest first (one index range per state: no full scan)."""
+        found: list[Job] = []
+        for state in JobState:
+            rows = self._read(
+                "SELECT doc FROM jobs WHERE state = ? AND submitted_at >= ? AND submitted_at <= ?",
+                (state.value, start_iso, end_iso),
+            )
+            found += [_job(r) for r in rows]
+        return sorted(found, key=lambda j: (j.submitted_at, j.id), reverse=True)
 
     def stored_jobs(self) -> dict[str, Job]:
         return {j.id: j for j in self.jobs()}

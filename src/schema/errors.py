@@ -29,6 +29,15 @@ class ConfigError(SpoolError):
         super().__init__(msg)
 
 
+class LayoutError(SpoolError):
+    """A spool directory is not a plain directory of this spool (a symlink, a file in its place)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
 class StoreError(SpoolError):
     """The event store failed in a way the caller cannot fix by retrying now."""
 

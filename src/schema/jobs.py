@@ -61,7 +61,7 @@ TRANSITIONS: dict[str, frozenset[JobState] | None] = {
     ev.JobOrphaned.type: frozenset({JobState.running}),
     ev.JobAdopted.type: frozenset({JobState.publishing}),
     ev.JobCancelRequested.type: frozenset(JobState),
-    ev.JobCancelled.type: frozenset({JobState.queued, JobState.running, JobState.retry_wait}),
+    ev.JobCancelled.type: frozenset({JobState.queued, JobState.running, JobState.retry_wait, JobState.publishing}),
     ev.JobRequeued.type: frozenset({JobState.failed, JobState.cancelled}),
     ev.JobInputChanged.type: frozenset({JobState.running, JobState.retry_wait, JobState.queued, JobState.publishing}),
 }
@@ -121,6 +121,17 @@ class Job:
     failed_path: str | None = None
     requeued_from: str | None = None
     orphaned: int = 0
+
+    @property
+    def holds_inbox_name(self) -> bool:
+        """Taken in place (it stood still, its writer may only have paused): its inbox name stays the job's.
+
+        Such an input is claimed by a hard link, so a writer that appends or reopens the file by
+        name writes into the very file being transcribed; the name is released (unlinked) only
+        when the job's verdict is final.  A file handed over by rename, or brought back by
+        ``spool retry``, leaves its name free.
+        """
+        return self.settled_by in ("looks", "mtime") and self.requeued_from is None
 
     @property
     def name(self) -> str:
@@ -278,6 +289,8 @@ def _changes(job: Job, e: ev.Event, at: str) -> dict[str, Any]:  # noqa: C901 - 
             failed_path=e.failed_path,
             finished_at=at,
             cancel_requested=False,
+            staged=[],  # a held transcript is dropped with the job, and its outbox name freed
+            out_stem=None,
         )
     if isinstance(e, ev.JobRequeued):
         return dict(

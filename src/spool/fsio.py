@@ -143,6 +143,33 @@ def move(src: Path, dst: Path, *, replace: bool = False) -> None:
         fsync_dir(src.parent)
 
 
+# A filesystem or a policy that refuses a hard link (FAT/exFAT, some network mounts, a file of
+# another user under fs.protected_hardlinks, too many links): the caller moves instead.
+_NO_LINK = frozenset({errno.EPERM, errno.EACCES, errno.EMLINK, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def link(src: Path, dst: Path) -> bool:
+    """Give the file ``src`` a second name ``dst`` durably; False where hard links are refused."""
+    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in _NO_LINK:
+            return False
+        raise
+    fsync_dir(dst.parent)
+    return True
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two names are one inode (neither followed if a symlink)."""
+    try:
+        sa, sb = os.lstat(a), os.lstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
 def _copy_across(src: Path, dst: Path) -> None:
     tmp = temp_name(dst)
     try:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from schema.errors import LayoutError
 
 DIR_MODE = 0o750
 
@@ -99,10 +102,26 @@ class Layout:
         ]
 
     def ensure(self) -> None:
-        """Create every directory (0750: the spool is private to its group)."""
+        """Create every directory (0750: the spool is private to its group).
+
+        The spool's own folders must be real directories: nothing in the spool follows a
+        symlink (an inbox that was one was silently never read), so one is refused at start.
+        Another filesystem mounted there is fine: moves across it are copied and fsync'd.
+        """
         self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         for d in self.dirs():
+            self._refuse_link(d)
             d.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-            st = d.stat()
+            st = os.lstat(d)
+            if not stat.S_ISDIR(st.st_mode):
+                raise LayoutError(str(d), "is not a directory; move it away so the spool can create its folder")
             if st.st_mode & 0o002:
                 os.chmod(d, DIR_MODE)  # never leave a spool directory world-writable
+
+    def _refuse_link(self, d: Path) -> None:
+        if d.is_symlink() and d.parent == self.root:
+            raise LayoutError(
+                str(d),
+                f"is a symlink (to {os.readlink(d)}); the spool never follows symlinks: make it a directory "
+                "(mount the other filesystem there instead), or set root/state_dir to the real location",
+            )

@@ -65,10 +65,15 @@ def stem(rel: str) -> str:
 
 
 def _fit(base: str) -> str:
+    return fit_bytes(base, MAX_STEM_BYTES)
+
+
+def fit_bytes(base: str, limit: int) -> str:
+    """``base`` cut to at most ``limit`` bytes of its file-system encoding, never mid-character."""
     raw = base.encode("utf-8", "surrogateescape")
-    if len(raw) <= MAX_STEM_BYTES:
+    if len(raw) <= limit:
         return base
-    cut = raw[:MAX_STEM_BYTES]
+    cut = raw[: max(1, limit)]
     # Drop a partial UTF-8 sequence at the cut rather than produce a broken character.
     return cut.decode("utf-8", "ignore") if _valid_utf8(raw) else cut.decode("utf-8", "surrogateescape")
 
@@ -105,3 +110,38 @@ def is_safe_relative(rel: str) -> bool:
         return False
     parts = rel.split("/")
     return all(p not in ("", ".", "..") for p in parts)
+
+
+# Characters a terminal acts on instead of showing: C0 controls, DEL, C1 controls (U+009B is an
+# escape sequence on some terminals), and the bidirectional/format controls that reorder what is shown.
+UNSAFE = {*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+
+
+def display(name: str) -> str:
+    """A name as text: non-UTF-8 bytes (surrogate-escaped) become U+FFFD; for JSON, logs and HTML."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` safe to write to a terminal: every control character shown as an escape (``\\x1b``).
+
+    ``keep``: control characters to leave as they are (``"\\n\\t"`` for multi-line output).
+    """
+    text = display(text)
+    if not any(ord(c) in UNSAFE for c in text):
+        return text
+    out = []
+    for c in text:
+        code = ord(c)
+        if code not in UNSAFE or c in keep:
+            out.append(c)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out)
+
+
+def json_safe(text: str) -> str:
+    """JSON text for a terminal: C1 and bidirectional controls as ``\\uXXXX`` (JSON escapes C0 itself)."""
+    return "".join(f"\\u{ord(c):04x}" if ord(c) in UNSAFE and c not in "\n\t" else c for c in text)

@@ -6,7 +6,9 @@ devices are not entered, and each directory is visited once (bind-mount loops).
 
 from __future__ import annotations
 
+import collections
 import enum
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from pathlib import Path
 from spool import names
 from spool.settle import Identity
 
-MAX_DEPTH = 32
+MAX_DEPTH = 256  # folders below the inbox; deeper ones are reported (unreachable), never silently skipped
 
 
 class Kind(enum.StrEnum):
@@ -28,6 +30,8 @@ class Kind(enum.StrEnum):
     """Options for the input of the same name without ``.json``."""
     special = "special"
     """Symlink, FIFO, socket or device: refused (quarantined), never opened."""
+    unreachable = "unreachable"
+    """A folder nested too deep, or a path too long for the system to open: reported, left where it is."""
 
 
 @dataclass(frozen=True)
@@ -47,48 +51,61 @@ def classify(name: str, mode: int) -> Kind | None:
         return None
     if names.is_temp(name):
         return Kind.temp if stat.S_ISREG(mode) else None
+    if names.is_sidecar(name):
+        return Kind.sidecar  # even a symlink or FIFO: it fails together with its audio, never on its own
     if not stat.S_ISREG(mode):
         return Kind.special
-    if names.is_sidecar(name):
-        return Kind.sidecar
     return Kind.candidate
 
 
 def scan(inbox: Path, *, under: str = "") -> Iterator[Entry]:
-    """Yield every entry below ``inbox`` (or below ``inbox/under``)."""
+    """Yield every entry below ``inbox`` (or below ``inbox/under``), breadth first, without recursion."""
     try:
         root_dev = os.lstat(inbox).st_dev
     except FileNotFoundError:
         return
-    start = inbox / under if under else inbox
     seen: set[tuple[int, int]] = set()
-    yield from _walk(start, under, root_dev, seen, 0)
+    pending: collections.deque[tuple[Path, str, int]] = collections.deque(
+        [(inbox / under if under else inbox, under, 0)]
+    )
+    while pending:
+        path, rel, depth = pending.popleft()
+        yield from _folder(path, rel, depth, root_dev, seen, pending)
 
 
-def _walk(path: Path, rel: str, dev: int, seen: set[tuple[int, int]], depth: int) -> Iterator[Entry]:
+def _folder(
+    path: Path,
+    rel: str,
+    depth: int,
+    dev: int,
+    seen: set[tuple[int, int]],
+    pending: collections.deque[tuple[Path, str, int]],
+) -> Iterator[Entry]:
     try:
         st = os.lstat(path)
-    except OSError:
-        return
-    if not stat.S_ISDIR(st.st_mode) or st.st_dev != dev or depth > MAX_DEPTH:
-        return
-    if (st.st_dev, st.st_ino) in seen:
-        return
-    seen.add((st.st_dev, st.st_ino))
-    try:
+        if not stat.S_ISDIR(st.st_mode) or st.st_dev != dev or (st.st_dev, st.st_ino) in seen:
+            return
+        seen.add((st.st_dev, st.st_ino))
+        if depth > MAX_DEPTH:
+            yield Entry(rel, Kind.unreachable, identity_of(st), st.st_mode)
+            return
         with os.scandir(path) as it:
             entries = list(it)
-    except OSError:
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            yield Entry(rel, Kind.unreachable, Identity(dev, 0, 0, 0, 0), stat.S_IFDIR)
         return
     for entry in sorted(entries, key=lambda e: e.name):
         child_rel = f"{rel}/{entry.name}" if rel else entry.name
         try:
             est = entry.stat(follow_symlinks=False)
-        except OSError:
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                yield Entry(child_rel, Kind.unreachable, Identity(dev, 0, 0, 0, 0), 0)
             continue
         if stat.S_ISDIR(est.st_mode):
             if not entry.name.startswith("."):
-                yield from _walk(Path(entry.path), child_rel, dev, seen, depth + 1)
+                pending.append((Path(entry.path), child_rel, depth + 1))
             continue
         kind = classify(entry.name, est.st_mode)
         if kind is not None:

@@ -147,3 +147,58 @@ def test_command_target_gets_json_on_stdin_without_a_shell(tmp_path: Path) -> No
 def test_bad_notify_config_names_the_key(config: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         notify.parse(config)
+
+
+class Redirecting:
+    """POST /hook answers ``code`` pointing at /moved; /moved records what reached it (method and body)."""
+
+    def __init__(self, code: int) -> None:
+        self.seen: list[tuple[str, str, bytes]] = []
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                seen.append((self.command, self.path, body))
+                if self.path == "/hook":
+                    self.send_response(code)
+                    self.send_header("Location", "/moved")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize(("code", "delivered"), [(301, False), (302, False), (303, False), (307, True), (308, True)])
+def test_only_307_and_308_redirects_are_followed_with_the_same_post(tmp_path: Path, code: int, delivered: bool) -> None:
+    """A 303 answered with an empty GET is not a delivery (urllib would have counted it as one)."""
+    server = Redirecting(code)
+    try:
+        store = SQLiteEventStore(tmp_path / "spool.db", create=True)
+        settings = notify.parse({"webhooks": [{"url": server.url, "events": ["job.failed"]}]})
+        n = notify.Notifier(tmp_path / "spool.db", settings, str(tmp_path), logs.get("test"))
+        finished_jobs(store, 1)
+        n.enqueue(store, 0)
+        n.deliver(store, utc_now())
+        row = store.notification("webhook-1:3")
+        assert row is not None
+        if delivered:
+            assert row["state"] == "delivered"
+            (first, moved) = server.seen
+            assert moved[:2] == ("POST", "/moved") and moved[2] == first[2] and json.loads(moved[2])["job"] == "j0"
+        else:
+            assert row["state"] == "pending" and row["last_error"] == f"HTTP {code}"
+            assert [s[:2] for s in server.seen] == [("POST", "/hook")]  # nothing followed
+        store.close()
+    finally:
+        server.server.shutdown()
+        server.server.server_close()

@@ -46,6 +46,7 @@ EXPECTED = {
     ("job.cancelled", JobState.queued): JobState.cancelled,
     ("job.cancelled", JobState.running): JobState.cancelled,
     ("job.cancelled", JobState.retry_wait): JobState.cancelled,
+    ("job.cancelled", JobState.publishing): JobState.cancelled,  # a held transcript is dropped
     ("job.requeued", JobState.failed): JobState.queued,
     ("job.requeued", JobState.cancelled): JobState.queued,
     ("job.input_changed", JobState.running): JobState.retry_wait,

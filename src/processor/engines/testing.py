@@ -11,7 +11,7 @@ yields one segment per second of audio.  A script::
 Modes (per attempt, default ``ok``): ``ok``, ``crash`` (SIGSEGV), ``exit``
 (``code``), ``hang`` (silent), ``busy`` (spins), ``stop`` (SIGSTOP itself),
 ``ignore_term`` (SIG_IGN on SIGTERM, inherited, then hangs), ``error``
-(retryable), ``bad_input``, ``grandchild`` (leaves a descendant behind:
+(retryable), ``bad_input``, ``hog`` (holds ``mb`` MB), ``grandchild`` (leaves a descendant behind:
 ``pattern`` plain | setsid | double_fork | orphan, then hangs).  Descendants
 carry ``SPOOLTEST_MARKER`` in their environment so tests can find survivors.
 """
@@ -134,6 +134,12 @@ def _misbehave(mode: str, step: dict[str, Any]) -> None:  # noqa: C901 - one arm
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if step.get("child"):
             _spawn_sleeper(step, setsid=False)  # inherits SIG_IGN
+        while True:
+            time.sleep(3600)
+    elif mode == "hog":  # a decoder gone wild: memory grows and stays
+        hog = [bytearray(2**20) for _ in range(int(step.get("mb", 300)))]
+        for block in hog:
+            block[::4096] = b"x" * len(block[::4096])  # touched, so resident
         while True:
             time.sleep(3600)
     elif mode == "killed":  # what the kernel's OOM killer does
