@@ -21,9 +21,9 @@ from processor.config import Settings
 from processor.engines import resolve_engine
 from processor.lifecycle import Lifecycle
 from schema import events as ev
-from schema.errors import AlreadySubmitted
+from schema.errors import AlreadySubmitted, ConcurrencyError
 from schema.jobs import Job
-from spool import names
+from spool import names, tickets
 from spool.fsio import NotRegularFile, open_regular
 from spool.layout import Layout
 from spool.scan import Entry, Kind, look, scan
@@ -174,8 +174,11 @@ class Intake:
                 problem = str(e)
         options = opt.resolve(self.settings.job_defaults, profile, side)
         options["engine"] = resolve_engine(options["engine"])
+        ticket, why = tickets.accept(self.layout.inbox, entry.rel, lambda j: self.lifecycle.store.job(j) is None)
+        if why:  # a hand-over's ticket we cannot honour: a fresh id; its submitter will say so
+            self.log.warning("intake.ticket_refused", source=_display(entry.rel), reason=why)
         submitted = ev.JobSubmitted(
-            job_id=self.new_id(),
+            job_id=ticket.job if ticket else self.new_id(),
             source=entry.rel,
             size=entry.identity.size,
             mtime_ns=entry.identity.mtime_ns,
@@ -183,13 +186,15 @@ class Intake:
             options_key=opt.options_key(options),
             sidecar=sidecar_rel if has_sidecar else None,
             settled_by=settled_by,
+            ticket=ticket.nonce if ticket else None,
         )
         try:
-            job = self.lifecycle.append(submitted.job_id, [submitted])
-        except AlreadySubmitted:  # another host noticed the same file first: its job, not ours
+            job = self.lifecycle.append(submitted.job_id, [submitted], expected_version=0)
+        except (AlreadySubmitted, ConcurrencyError):  # another host noticed the same file (and ticket) first
             self.log.debug("intake.already_submitted", source=_display(entry.rel))
             return None
         self.submitted += 1
+        tickets.discard(self.layout.inbox, entry.rel)  # recorded; while the file is in the inbox no one reuses it
         try:
             self.lifecycle.claim(job)
         except FileNotFoundError:  # gone between the look and the move: record it honestly
