@@ -107,7 +107,7 @@ def read(path: Path, *, required: bool, named_by: str | None = None) -> ConfigFi
 def _read_bytes(path: Path, required: bool, key: str, named_by: str | None) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such file, or a part of the path is a file
         if os.path.lexists(path):
             raise ConfigError(key, "is a symlink to a file that does not exist", source=named_by) from None
         if required:

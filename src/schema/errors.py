@@ -81,6 +81,18 @@ class StoreFull(StoreError):
         super().__init__(f"{path}: disk full; the event was not recorded; free space and retry")
 
 
+class StoreCannotOpen(StoreError):
+    """SQLite cannot open or create its file: the operating system refuses (modes, a missing folder, no inodes)."""
+
+    exit_code = 4
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"{path}: the database cannot be opened or created (check the folder's owner and mode, "
+            "that it exists, and that the disk has space and inodes left)"
+        )
+
+
 class DatabaseDamaged(StoreError):
     """The database file is unreadable; we never replace it with an empty one."""
 

@@ -1,4 +1,4 @@
-"""Hand-over and tickets: a file handed to the inbox knows its job id, never replaces a file, leaves nothing on failure."""
+"""Hand-over and tickets: a handed-over file knows its job id, never replaces a file, leaves nothing on failure."""
 
 from __future__ import annotations
 
@@ -111,9 +111,11 @@ def test_no_inode_for_the_ticket_leaves_nothing_either(tmp_path: Path) -> None:
 
 
 def test_a_read_only_inbox_is_refused_cleanly(tmp_path: Path) -> None:
-    with tmpfs(tmp_path / "ro", readonly=True) as inbox:
-        with pytest.raises(handover.HandOverFailed, match="Read-only file system"):
-            handover.hand_over(inbox, io.BytesIO(b"data"), "a.wav")
+    with (
+        tmpfs(tmp_path / "ro", readonly=True) as inbox,
+        pytest.raises(handover.HandOverFailed, match="Read-only file system"),
+    ):
+        handover.hand_over(inbox, io.BytesIO(b"data"), "a.wav")
 
 
 class Interrupted(io.BytesIO):
