@@ -50,10 +50,20 @@ _DESCRIBE = {
 }
 
 
+def _type_name(f: Field) -> str:
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+
+
 def kind(f: Field) -> str:
-    """``int``, ``float``, ``bool``, ``str``, ``Path``, ``list`` or ``dict``: the field's type, without parameters."""
-    name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    return name.split("[")[0]
+    """``int``, ``float``, ``bool``, ``str``, ``Path``, ``list`` or ``dict``: the field's type, without parameters.
+
+    ``X | None`` is ``X`` that may also be None (a default meaning "not set").
+    """
+    return _type_name(f).replace(" | None", "").split("[")[0]
+
+
+def optional(f: Field) -> bool:
+    return _type_name(f).endswith("| None")
 
 
 def _toml_kind(value: Any) -> str:
@@ -151,6 +161,8 @@ def _path(text: str) -> Path:
 
 def check_field(f: Field, value: Any) -> None:
     """Everything the field's type and metadata say about ``value`` (no source: the caller adds it)."""
+    if value is None and optional(f):
+        return
     k = kind(f)
     problem = None
     if k in ("int", "float"):

@@ -274,3 +274,12 @@ def test_locator_finds_keys_past_multiline_values() -> None:
     assert "not.a.table" not in lines and "x" not in lines
     assert lines["notify.webhooks[0].url"] == 11 and lines["notify.webhooks[1].url"] == 13
     assert lines["t[0].u[0].k"] == 16 and lines["t[1].u[0].k"] == 19
+
+
+def test_every_setting_has_a_type_the_one_path_knows() -> None:
+    """A key added to Settings gets parsing and checks from its type alone, so the type must be one of these."""
+    from processor import config_check
+
+    for f in config.fields():
+        assert config_check.kind(f) in ("bool", "int", "float", "str", "Path", "list", "dict"), (f.name, f.type)
+        config_check.check_field(f, getattr(config.Settings(), f.name))  # every default passes its own rules
