@@ -244,8 +244,9 @@ def check_settings(settings: Any) -> None:
     for f in dataclasses.fields(settings):
         check_field(f, getattr(settings, f.name))
     names_ = {f.name for f in dataclasses.fields(settings)}
+    schema_keys = {*opt.TRANSCRIPT_KEYS, "formats"}  # the job options the options schema describes
     for key, value in settings.job_defaults.items():
-        if key in names_:
+        if key in names_ and key in schema_keys:
             try:
                 opt.validate({key: value}, source=key, allow_operator_keys=True)
             except opt.InvalidOptions as e:
