@@ -173,7 +173,7 @@ def tree(path: Path) -> set[str]:
 
 @given(data=st.data())
 @settings(
-    max_examples=examples(800),
+    max_examples=examples(1500),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

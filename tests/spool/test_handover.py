@@ -157,7 +157,7 @@ def test_unusable_tickets_say_why(inbox: Path, tmp_path: Path) -> None:
     assert listing(inbox) == []
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(
     raw=st.binary(max_size=120)
     | st.recursive(

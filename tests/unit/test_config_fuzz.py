@@ -143,7 +143,7 @@ def outcome(flags: dict[str, Any], env: dict[str, str], expect_source: str) -> N
     assert_valid(s)
 
 
-@fuzz(500)
+@fuzz(1000)
 @given(key=KEYS, value=VALUES, padding=st.integers(0, 3))
 def test_any_file_value_is_valid_or_named_by_its_line(base: Path, key: str, value: Any, padding: int) -> None:
     root = fresh_root(base)
@@ -161,7 +161,7 @@ def test_any_file_value_is_valid_or_named_by_its_line(base: Path, key: str, valu
     outcome({"root": str(root)}, {}, expect)
 
 
-@fuzz(500)
+@fuzz(1000)
 @given(key=st.sampled_from(FIELDS), text=TEXT, via=st.sampled_from(["env", "flag"]))
 def test_any_text_value_is_valid_or_names_its_variable_or_flag(base: Path, key: str, text: str, via: str) -> None:
     root = fresh_root(base)
@@ -175,7 +175,7 @@ def test_any_text_value_is_valid_or_names_its_variable_or_flag(base: Path, key: 
         outcome(flags, {}, "--" + key.replace("_", "-"))
 
 
-@fuzz(300)
+@fuzz(500)
 @given(content=st.binary(max_size=200) | st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_any_file_bytes_give_settings_or_an_error_naming_the_file(base: Path, content: bytes) -> None:
     root = fresh_root(base)
@@ -211,7 +211,7 @@ def sections(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@fuzz(500)
+@fuzz(1000)
 @given(text=sections())
 def test_any_section_gives_settings_or_an_error_at_a_line_of_the_file(base: Path, text: str) -> None:
     root = fresh_root(base)
