@@ -6,14 +6,15 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 SPOOL_ROOT ?= ./spool
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-all lint reliability bench bench-quick clean
+.PHONY: help setup run test test-all lint fuzz reliability bench bench-quick clean
 
 help:
 	@echo "make run     set up and run the daemon on $(SPOOL_ROOT) (drop audio into $(SPOOL_ROOT)/inbox/)"
 	@echo "make test    set up and run the test suite"
 	@echo "make setup   create .venv from uv.lock (idempotent); the CLI is .venv/bin/spool"
 	@echo "make lint    ruff + mypy"
-	@echo "make reliability   fault-injection soak (long), writes docs/reliability.md"
+	@echo "make fuzz   the property/fuzz tests at 20x their make-test size (SPOOL_FUZZ_SCALE)"
+	@echo "make reliability   fuzz at 20x, then the fault-injection soak (long), writes docs/reliability.md"
 	@echo "make bench   benchmarks, writes docs/performance.md (bench-quick: smoke run)"
 
 # uv from PyPI into a private tools venv when the machine has none.
@@ -41,10 +42,18 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The fuzz tests of `make test`, 20 times larger (SPOOL_FUZZ_SCALE=1 is the make test size).
+FUZZ_TESTS := tests/unit/test_config_fuzz.py tests/cli/test_cli_fuzz.py tests/spool/test_handover.py tests/fuzz
+SPOOL_FUZZ_SCALE ?= 20
+
+fuzz: setup
+	SPOOL_FUZZ_SCALE=$(SPOOL_FUZZ_SCALE) $(VENV)/bin/python -m pytest $(FUZZ_TESTS) --timeout=3600 $(PYTEST_ARGS)
+
 reliability: setup
 	rm -f bench/results/reliability.jsonl
+	SPOOL_FUZZ_SCALE=$(SPOOL_FUZZ_SCALE) $(VENV)/bin/python -m pytest $(FUZZ_TESTS) --timeout=3600 $(PYTEST_ARGS); fuzz=$$?; \
 	$(VENV)/bin/python -m pytest -m soak tests/reliability --timeout=7200 $(PYTEST_ARGS); status=$$?; \
-	  $(VENV)/bin/python -m bench.reliability_report; exit $$status
+	  $(VENV)/bin/python -m bench.reliability_report; [ $$fuzz -eq 0 ] && exit $$status || exit $$fuzz
 
 bench: setup
 	$(VENV)/bin/python -m bench.run

@@ -18,11 +18,13 @@ compares that with what is firing now.  Rules come from defaults overridden by
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ops.metrics import DESCRIPTIONS
+from schema import checks
 from schema.errors import ConfigError
 
 LEVELS = ("info", "warning", "critical")
@@ -83,36 +85,70 @@ def default_rules(free_disk_floor_mb: float) -> list[Rule]:
     ]
 
 
+_WIDE = re.compile(r":[^{}]*[0-9]{4,}")  # "{value:>999999999}" would build a 1 GB string per alert
+RULE_KEYS = ("metric", "op", "threshold", "level", "message", "enabled")
+MAX_MESSAGE = 500
+
+
 def parse_rules(config: dict[str, Any], free_disk_floor_mb: float) -> list[Rule]:
-    """Defaults overridden/extended by ``[alerts]``; every mistake names the key."""
+    """Defaults overridden/extended by ``[alerts]``; every mistake names the key.
+
+    Checked completely here, at load: a rule that could fail when it is first
+    evaluated (a list where a name belongs, an infinite threshold, a message
+    that does not format) would otherwise fail inside the scheduler.
+    """
     rules = {r.name: r for r in default_rules(free_disk_floor_mb)}
-    known_metrics = set(DESCRIPTIONS)
     for name, raw in config.items():
         key = f"alerts.{name}"
+        problem = checks.text_problem(name, max_len=100)
+        if problem:
+            raise ConfigError(key, f"the rule name {problem}")
         if not isinstance(raw, dict):
             raise ConfigError(key, "must be a table of metric, op, threshold, level")
-        unknown = set(raw) - {"metric", "op", "threshold", "level", "message", "enabled"}
+        unknown = sorted(set(raw) - set(RULE_KEYS))
         if unknown:
-            raise ConfigError(key, f"unknown keys {sorted(unknown)}", "metric, op, threshold, level, message, enabled")
-        if raw.get("enabled", True) is False:
+            raise ConfigError(key, f"unknown keys {unknown}", ", ".join(RULE_KEYS))
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{key}.enabled", f"{checks.show(enabled)} is not true or false")
+        rule = _rule(name, key, raw, rules.get(name))
+        if enabled:
+            rules[name] = rule
+        else:
             rules.pop(name, None)
-            continue
-        base = rules.get(name)
-        metric = raw.get("metric", base.metric if base else None)
-        if metric not in known_metrics:
-            raise ConfigError(f"{key}.metric", f"{metric!r} is not a metric", ", ".join(sorted(known_metrics)))
-        op = raw.get("op", base.op if base else ">")
-        if op not in OPS:
-            raise ConfigError(f"{key}.op", f"{op!r} is not a comparison", " ".join(OPS))
-        level = raw.get("level", base.level if base else "warning")
-        if level not in LEVELS:
-            raise ConfigError(f"{key}.level", f"{level!r} is not a level", ", ".join(LEVELS))
-        threshold = raw.get("threshold", base.threshold if base else None)
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
-            raise ConfigError(f"{key}.threshold", f"{threshold!r} is not a number")
-        message = raw.get("message", base.message if base else f"{metric} {op} {{threshold:g}} (now {{value:g}})")
-        rules[name] = Rule(name, metric, op, float(threshold), level, str(message))
     return list(rules.values())
+
+
+def _choice(key: str, value: Any, allowed: Any, what: str) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(key, f"{checks.show(value)} is not {what}", ", ".join(sorted(allowed)))
+    return value
+
+
+def _rule(name: str, key: str, raw: dict[str, Any], base: Rule | None) -> Rule:
+    """One rule, its missing keys taken from the default rule of that name."""
+    metric = _choice(f"{key}.metric", raw.get("metric", base.metric if base else None), DESCRIPTIONS, "a metric")
+    op = _choice(f"{key}.op", raw.get("op", base.op if base else ">"), OPS, "a comparison")
+    level = _choice(f"{key}.level", raw.get("level", base.level if base else "warning"), LEVELS, "a level")
+    threshold = raw.get("threshold", base.threshold if base else None)
+    problem = checks.number_problem(threshold)
+    if problem:
+        raise ConfigError(f"{key}.threshold", problem)
+    message = raw.get("message", base.message if base else f"{metric} {op} {{threshold:g}} (now {{value:g}})")
+    problem = checks.text_problem(message, max_len=MAX_MESSAGE)
+    if problem:
+        raise ConfigError(f"{key}.message", problem)
+    if _WIDE.search(message):
+        raise ConfigError(f"{key}.message", "a format width or precision above 999 is not allowed")
+    assert isinstance(threshold, (int, float))  # number_problem said so
+    rule = Rule(name, metric, op, float(threshold), level, message)
+    try:
+        rule.describe(0.5)  # fields and format specs are checked now, not at the first alert
+    except (KeyError, IndexError, AttributeError, ValueError, TypeError) as e:
+        raise ConfigError(
+            f"{key}.message", f"does not format: {type(e).__name__}: {e}", "{value} {threshold} {metric}"
+        ) from None
+    return rule
 
 
 def evaluate(rules: list[Rule], metrics: dict[str, Any]) -> dict[str, tuple[bool, float]]:

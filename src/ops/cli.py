@@ -136,5 +136,7 @@ def register(add: Add) -> None:
     add("health", cmd_health, "health report now; exit 0 ok, 1 warning, 2 critical")
     report = add("report", cmd_report, "write the health report now (state/reports/latest.html) and print its path")
     report.add_argument("--open", action="store_true", help="also open it in a web browser, where there is one")
+    from processor.cli import seconds
+
     top = add("top", cmd_top, "live view of running jobs, workers, queue and alerts (q quits)")
-    top.add_argument("--interval", type=float, default=0.5, help="refresh period in seconds (<= 1)")
+    top.add_argument("--interval", type=seconds, default=0.5, help="refresh period in seconds (<= 1)")

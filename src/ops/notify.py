@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from schema import checks
 from schema import events as ev
 from schema.errors import ConfigError
 from schema.mapper import Recorded, to_jsonable
@@ -71,12 +72,17 @@ class NotifySettings:
     retry_max_s: float = 3600.0
 
 
+_TOP_KEYS = ("webhooks", "commands", "max_attempts", "retry_base_s", "retry_max_s")
+_TARGET_KEYS = {"webhook": ("url", "events", "name", "timeout_s"), "command": ("argv", "events", "name", "timeout_s")}
+
+
 def parse(config: dict[str, Any]) -> NotifySettings:
-    """Validate ``[notify]``; every mistake names the key."""
-    known = {"webhooks", "commands", "max_attempts", "retry_base_s", "retry_max_s"}
-    unknown = set(config) - known
+    """Validate ``[notify]`` completely (it runs at load); every mistake names the key."""
+    if not isinstance(config, dict):
+        raise ConfigError("notify", "must be a table")
+    unknown = sorted(set(config) - set(_TOP_KEYS))
     if unknown:
-        raise ConfigError("notify", f"unknown keys {sorted(unknown)}", ", ".join(sorted(known)))
+        raise ConfigError("notify", f"unknown keys {unknown}", ", ".join(_TOP_KEYS))
     targets = []
     for kind, items in (("webhook", config.get("webhooks", [])), ("command", config.get("commands", []))):
         if not isinstance(items, list):
@@ -88,30 +94,67 @@ def parse(config: dict[str, Any]) -> NotifySettings:
         raise ConfigError("notify", f"target names must be unique: {names}")
     return NotifySettings(
         tuple(targets),
-        max_attempts=int(config.get("max_attempts", 8)),
-        retry_base_s=float(config.get("retry_base_s", 5.0)),
-        retry_max_s=float(config.get("retry_max_s", 3600.0)),
+        max_attempts=int(_number("notify.max_attempts", config.get("max_attempts", 8), 1, 1000, integer=True)),
+        retry_base_s=_number("notify.retry_base_s", config.get("retry_base_s", 5.0), 0.001, checks.MAX_FLOAT),
+        retry_max_s=_number("notify.retry_max_s", config.get("retry_max_s", 3600.0), 0.001, checks.MAX_FLOAT),
     )
+
+
+def _number(key: str, value: Any, low: float, high: float, *, integer: bool = False) -> float:
+    problem = checks.number_problem(value, integer=integer)
+    if problem is None and not low <= value <= high:
+        problem = f"{checks.show(value)} is out of range"
+    if problem:
+        raise ConfigError(key, problem, f"{low:g} to {high:g}")
+    return float(value)
 
 
 def _target(kind: str, i: int, raw: Any) -> Target:
     key = f"notify.{kind}s[{i}]"
     if not isinstance(raw, dict):
         raise ConfigError(key, "must be a table")
+    unknown = sorted(set(raw) - set(_TARGET_KEYS[kind]))
+    if unknown:
+        raise ConfigError(key, f"unknown keys {unknown}", ", ".join(_TARGET_KEYS[kind]))
     events = raw.get("events", list(EVENTS))
-    if not isinstance(events, list) or not set(events) <= set(EVENTS):
-        raise ConfigError(f"{key}.events", f"{events!r} names unknown events", ", ".join(EVENTS))
-    name = str(raw.get("name", f"{kind}-{i + 1}"))
-    timeout = float(raw.get("timeout_s", 10.0))
+    if not isinstance(events, list) or not all(isinstance(e, str) and e in EVENTS for e in events):
+        raise ConfigError(f"{key}.events", f"{checks.show(events)} names unknown events", ", ".join(EVENTS))
+    name = raw.get("name", f"{kind}-{i + 1}")
+    problem = checks.text_problem(name, max_len=100)
+    if problem or not name:
+        raise ConfigError(f"{key}.name", problem or "must not be empty")
+    timeout = _number(f"{key}.timeout_s", raw.get("timeout_s", 10.0), 0.001, 3600)
     if kind == "webhook":
         url = raw.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}.url", f"{url!r} is not an http(s) URL")
+        problem = _url_problem(url)
+        if problem:
+            raise ConfigError(f"{key}.url", problem)
         return Target(name, kind, frozenset(events), url=url, timeout_s=timeout)
     argv = raw.get("argv")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv) or not argv[0]:
         raise ConfigError(f"{key}.argv", "must be a non-empty list of strings (no shell is used)")
+    for arg in argv:
+        problem = checks.text_problem(arg)
+        if problem:
+            raise ConfigError(f"{key}.argv", problem)
     return Target(name, kind, frozenset(events), argv=tuple(argv), timeout_s=timeout)
+
+
+def _url_problem(url: Any) -> str | None:
+    """Why ``url`` is not an http(s) URL with a host that urllib can request."""
+    problem = checks.text_problem(url, max_len=2000)
+    if problem:
+        return problem
+    if any(c.isspace() for c in url):
+        return f"{checks.show(url)} holds white space"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f"{checks.show(url)} is not a valid URL ({e})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{checks.show(url)} is not an http(s) URL with a host"
+    return None
 
 
 def payload_for(rec: Recorded, root: str) -> dict[str, Any] | None:

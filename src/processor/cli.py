@@ -1,29 +1,33 @@
 """``spool``: a thin CLI.  Each command parses, builds settings, calls one function, returns an exit code.
 
-Errors a user can cause print one line (``spool: error: ...``) and exit
-non-zero; tracebacks are for bugs only.
+Every failure of every command prints one line (``spool: error: ...``) and
+exits with a documented code (:mod:`processor.cli_errors`); ``--debug`` adds
+the traceback.  Global options work before the command too
+(``spool --root R status``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
-import shutil
+import re
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from processor import config, views
+from processor import cli_errors, config, views
 from processor.config import Settings
+from processor.submit import cmd_submit
 from schema import events as ev
-from schema.errors import SpoolError
-from schema.jobs import JobState
+from schema.errors import JobNotFound, SpoolError
+from schema.jobs import Job, JobState
 from schema.store import EventStore
-from spool import names
+from spool import fsio, names
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -46,72 +50,44 @@ def _store(settings: Settings) -> EventStore:
     return settings.open_store()
 
 
+def _find_job(store: EventStore, ref: str) -> Job:
+    """A job by id or unique prefix; anything but hex digits names no job (and never reaches SQL)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{1,32}", ref):
+        raise JobNotFound(ref)
+    return store.find_job(ref.lower())
+
+
 # --- commands ------------------------------------------------------------------
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     layout = settings.layout
     os.umask(0o027)
-    layout.ensure()
-    settings.open_store(create=True).close()
-    if not layout.config.exists():
-        layout.config.write_text(SAMPLE_CONFIG)
+    made = [p for p in [layout.root, *layout.dirs(), layout.db, layout.config] if not os.path.lexists(p)]
+    try:
+        layout.ensure()
+        settings.open_store(create=True).close()
+        if not os.path.lexists(layout.config):
+            fsio.atomic_write(layout.config, SAMPLE_CONFIG.encode())
+    except BaseException:
+        _undo(made, layout.db)  # a failed init leaves nothing behind: only what it created goes
+        raise
     _out(f"spool ready at {layout.root}: drop audio into {layout.inbox}/ and run `spool run --root {layout.root}`")
     return 0
+
+
+def _undo(made: list[Path], db: Path) -> None:
+    for path in reversed(made):
+        extra = [Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")] if path == db else []
+        for p in [*extra, path]:
+            with contextlib.suppress(OSError):
+                os.rmdir(p) if p.is_dir() and not p.is_symlink() else os.unlink(p)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from processor.daemon import main_run
 
     return main_run(settings, os.environ, once=args.once)
-
-
-def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    layout = settings.layout
-    if not layout.inbox.is_dir():
-        raise SpoolError(f"{layout.inbox} does not exist; run `spool init --root {layout.root}` first")
-    dropped = []
-    for name in args.files:
-        src = Path(name)
-        if not src.is_file():
-            raise SpoolError(f"{name}: not a readable file")
-        from spool.moves import free_path
-
-        rel = free_path(layout.inbox, src.name)
-        part = layout.inbox / f".{rel}.part"
-        shutil.copyfile(src, part)  # the rename convention: hidden while copying
-        os.rename(part, layout.inbox / rel)
-        dropped.append(rel)
-        if not args.json:
-            _out(f"dropped {rel}")
-    if not args.wait:
-        if args.json:
-            _json({"dropped": dropped})
-        return 0
-    return _wait_for(settings, dropped, args.timeout, args.json)
-
-
-def _wait_for(settings: Settings, sources: list[str], timeout: float, as_json: bool) -> int:
-    deadline = time.monotonic() + timeout
-    store: EventStore | None = None
-    done: dict[str, Any] = {}
-    while time.monotonic() < deadline and len(done) < len(sources):
-        if store is None and (settings.store or settings.layout.db.exists()):
-            store = _store(settings)
-        if store is not None:
-            for job in store.jobs():
-                if job.source in sources and job.state.terminal and job.source not in done:
-                    done[job.source] = views.job_item(job)
-        threading.Event().wait(0.2)
-    if as_json:
-        _json(list(done.values()))
-    else:
-        for item in done.values():
-            detail = " ".join(item["outputs"]) or item["message"] or ""
-            _out(f"{item['id']}  {item['state']:10} {item['source']}  {detail}")
-    if len(done) < len(sources):
-        raise SpoolError(f"gave up after {timeout:.0f} s; is the daemon running? (`spool status`)")
-    return 0 if all(d["state"] == "succeeded" for d in done.values()) else 1
 
 
 def status_data(settings: Settings, store: EventStore) -> dict[str, Any]:
@@ -180,7 +156,7 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
-    job = store.find_job(args.job)
+    job = _find_job(store, args.job)
     detail = views.job_detail(job, store.read(ev.job_stream(job.id)))
     _json(detail) if args.json else _out(views.job_text(detail))
     return 0
@@ -188,7 +164,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
-    stream = ev.job_stream(store.find_job(args.job).id) if args.job else None
+    stream = ev.job_stream(_find_job(store, args.job).id) if args.job else None
     records = store.read(stream) if stream else store.read_all(0)
     if args.limit:
         records = records[-args.limit :]
@@ -196,14 +172,12 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
         _print_event(rec, args.json)
     if not args.follow:
         return 0
+    sys.stdout.flush()  # the history at once, also into a pipe
     after = store.last_position()
-    try:
-        for rec in store.follow(after):
-            if stream is None or rec.stream == stream:
-                _print_event(rec, args.json)
-                sys.stdout.flush()
-    except KeyboardInterrupt:
-        return 0
+    for rec in store.follow(after):  # until Ctrl-C: main() makes that exit 130, quietly
+        if stream is None or rec.stream == stream:
+            _print_event(rec, args.json)
+            sys.stdout.flush()
     return 0
 
 
@@ -218,7 +192,7 @@ def _print_event(rec: Any, as_json: bool) -> None:
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
-    job = store.find_job(args.job)
+    job = _find_job(store, args.job)
     path = settings.layout.job_log(job.id)
     if not path.exists() and not args.follow:
         raise SpoolError(f"job {job.id} has no log yet ({path})")
@@ -233,32 +207,28 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 def _follow_file(path: Path, store: EventStore, job_id: str) -> int:
     offset = path.stat().st_size if path.exists() else 0
     stop = threading.Event()
-    try:
-        while not stop.is_set():
-            if path.exists():
-                size = path.stat().st_size
-                if size < offset:  # rotated
-                    offset = 0
-                if size > offset:
-                    with open(path, "rb") as fh:
-                        fh.seek(offset)
-                        sys.stdout.write(
-                            names.printable(fh.read(size - offset).decode("utf-8", "replace"), keep="\n\t")
-                        )
-                        sys.stdout.flush()
-                    offset = size
-            job = store.job(job_id)
-            if job is not None and job.state.terminal:
-                return 0
-            stop.wait(0.3)
-    except KeyboardInterrupt:
-        return 0
+    while not stop.is_set():  # until the job ends, or Ctrl-C (exit 130)
+        if path.exists():
+            size = path.stat().st_size
+            if size < offset:  # rotated
+                offset = 0
+            if size > offset:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read(size - offset).decode("utf-8", "replace")
+                    sys.stdout.write(names.printable(chunk, keep="\n\t"))
+                    sys.stdout.flush()
+                offset = size
+        job = store.job(job_id)
+        if job is not None and job.state.terminal:
+            return 0
+        stop.wait(0.3)
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
-    job = store.find_job(args.job)
+    job = _find_job(store, args.job)
     if job.state.terminal:
         raise SpoolError(f"job {job.id} is already {job.state.value}; nothing to cancel")
     store.append(
@@ -271,7 +241,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
-    job = store.find_job(args.job)
+    job = _find_job(store, args.job)
     if job.state not in (JobState.failed, JobState.cancelled):
         raise SpoolError(f"job {job.id} is {job.state.value}; only failed or cancelled jobs can be retried")
     if job.reason == "invalid_options":
@@ -368,16 +338,55 @@ SAMPLE_CONFIG = """\
 # --- parser ----------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose complaints are one line and an exit code like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise cli_errors.UsageError(message, self.prog)
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    if not re.fullmatch(r"\s*[0-9]{1,9}\s*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 1e9):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
+
+
+def _common(top: bool) -> _Parser:
+    """The options every command takes.  On the top parser they have defaults; after the command they
+    are SUPPRESSed unless given, so ``spool --root R status`` is not undone by the command's own copy."""
+    common = _Parser(add_help=False)
+
+    def d(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    common.add_argument("--root", default=d(None), help="spool directory (default: $SPOOL_ROOT or ./spool)")
+    common.add_argument("--json", action="store_true", default=d(False), help="machine-readable output")
+    common.add_argument("--store", metavar="URL", default=d(None), help=_key_help("store"))
+    common.add_argument("--state-dir", dest="state_dir", metavar="DIR", default=d(None), help=_key_help("state_dir"))
+    common.add_argument("--debug", action="store_true", default=d(False), help="print the traceback of an error")
+    return common
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spool", description="spoolscribe: drop audio into inbox/, get transcripts in outbox/"
+    p = _Parser(
+        prog="spool",
+        description="spoolscribe: drop audio into inbox/, get transcripts in outbox/",
+        parents=[_common(top=True)],
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", help="spool directory (default: $SPOOL_ROOT or ./spool)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--store", metavar="URL", help=_key_help("store"))
-    common.add_argument("--state-dir", dest="state_dir", metavar="DIR", help=_key_help("state_dir"))
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common(top=False)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, parents=[common], help=help, description=help)
@@ -389,23 +398,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="drain the inbox and the queue, then exit")
     for key in RUN_FLAGS:
         run.add_argument("--" + key.replace("_", "-"), dest=key, help=_key_help(key))
-    submit = add("submit", cmd_submit, "copy files into the inbox (hidden until complete)")
+    submit = add("submit", cmd_submit, "hand files to the inbox and print their job ids")
     submit.add_argument("files", nargs="+")
-    submit.add_argument("--wait", action="store_true", help="wait until each file is transcribed or failed")
-    submit.add_argument("--timeout", type=float, default=3600.0)
+    submit.add_argument("--wait", action="store_true", help="wait until each of these jobs is transcribed or failed")
+    submit.add_argument("--timeout", type=seconds, default=3600.0, help="longest --wait, in seconds")
     add("status", cmd_status, "queue, running jobs with progress, firing alerts")
     jobs = add("jobs", cmd_jobs, "list jobs")
     jobs.add_argument("--state", action="append", choices=views.STATE_ORDER)
-    jobs.add_argument("--limit", type=int, default=0, help="only the N most recent")
+    jobs.add_argument("--limit", type=count, default=0, help="only the N most recent")
     show = add("show", cmd_show, "one job with its events")
     show.add_argument("job", help="job id or unique prefix")
     events = add("events", cmd_events, "the event log (of one job, or all)")
     events.add_argument("job", nargs="?")
     events.add_argument("--follow", "-f", action="store_true")
-    events.add_argument("--limit", type=int, default=0)
+    events.add_argument("--limit", type=count, default=0)
     logs = add("logs", cmd_logs, "a job's worker log")
     logs.add_argument("job")
-    logs.add_argument("-n", type=int, default=50, help="last N lines (0: all)")
+    logs.add_argument("-n", type=count, default=50, help="last N lines (0: all)")
     logs.add_argument("--follow", "-f", action="store_true")
     cancel = add("cancel", cmd_cancel, "stop a job; its input goes to failed/")
     cancel.add_argument("job")
@@ -446,18 +455,25 @@ FLAG_KEYS = ("root", "store", "state_dir", *RUN_FLAGS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    flags = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k, None) is not None}
+    """Parse, build settings, run one command; every way that can fail ends in :func:`cli_errors.report`."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words  # known before parsing, so even a parse failure can show its traceback
     try:
+        args = _parser().parse_args(words)
+        flags = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k, None) is not None}
         settings = config.load(flags, os.environ)
-        return int(args.handler(args, settings))
-    except SpoolError as e:
-        sys.stderr.write(f"spool: error: {e}\n")
-        return e.exit_code
+        code = int(args.handler(args, settings))
+        sys.stdout.flush()  # a closed pipe shows here, inside the discipline, not at interpreter exit
+        return code
+    except SystemExit as e:  # --help and friends: argparse printed to stdout and wants to exit
+        return e.code if isinstance(e.code, int) else cli_errors.OK if e.code is None else cli_errors.BAD_CONFIG
     except KeyboardInterrupt:
-        return 130
+        return cli_errors.INTERRUPTED
     except BrokenPipeError:
-        return 0
+        cli_errors.quiet_stdout()
+        return cli_errors.BROKEN_PIPE
+    except Exception as e:  # noqa: BLE001 - the one place every error becomes one line and an exit code
+        return cli_errors.report(e, debug=debug)
 
 
 if __name__ == "__main__":

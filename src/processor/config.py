@@ -1,31 +1,51 @@
 """One immutable settings object, built once at the entry point.
 
 Precedence: command-line flag > environment (``SPOOL_<KEY>``) > ``spool.toml``
-in the spool root > defaults.  The defaults need no infrastructure: SQLite
-in ``state/``, the bundled tiny.en model, no network.  Every problem is a
-:class:`ConfigError` naming the key and what is allowed.
+in the spool root (or ``$SPOOL_CONFIG``) > defaults.  The defaults need no
+infrastructure: SQLite in ``state/``, the bundled tiny.en model, no network.
+
+Every value from every source is checked when the settings are built, by the
+one path in :mod:`processor.config_check` that reads each field's type and
+metadata (``_f``); every problem is a :class:`ConfigError` naming the key,
+the source (``$SPOOL_SETTLE_S``, ``spool.toml:12``, ``--settle-s``) and what
+is allowed.  A bad value never gets past the start.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tomllib
-from collections.abc import Mapping
+import difflib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from processor import config_check as cc
+from processor import config_sources as sources
 from processor import options as opt
 from schema.errors import ConfigError
 from schema.store import EventStore, open_store
 from spool.layout import Layout
 
-ENV_PREFIX = "SPOOL_"
+ENV_PREFIX = sources.ENV_PREFIX
+MAX_DAYS = 36500  # a century: more overflows date arithmetic
 
 
-def _f(default: Any, help: str, *, choices: tuple[str, ...] = (), minimum: float | None = None) -> Any:
-    meta = {"help": help, "choices": choices, "min": minimum}
+def _f(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    check: Callable[[str, Any], None] | None = None,
+) -> Any:
+    """A setting: its default, its help, and what config_check enforces beyond its type.
+
+    ``choices`` apply to each item of a list; ``check(key, value)`` raises
+    :class:`ConfigError` for what the other rules cannot say.
+    """
+    meta = {"help": help, "choices": choices, "min": minimum, "max": maximum, "check": check}
     if isinstance(default, (list, dict)):
         copy: Any = default.copy
         return field(default_factory=copy, metadata=meta)
@@ -35,7 +55,9 @@ def _f(default: Any, help: str, *, choices: tuple[str, ...] = (), minimum: float
 @dataclass(frozen=True)
 class Settings:
     root: Path = _f(Path("spool"), "the spool directory (inbox/, outbox/, ...)")
-    store: str = _f("", "event store: empty for SQLite in the state directory, or postgresql://... for a fleet")
+    store: str = _f(
+        "", "event store: empty for SQLite in the state directory, or postgresql://... for a fleet", check=cc.store_url
+    )
     state_dir: str = _f("", "where this daemon keeps its lock, SQLite file and reports (default: <root>/state)")
     host: str = _f("", "this host's name in a fleet (default: the machine's host name)")
     lease_s: float = _f(
@@ -43,13 +65,15 @@ class Settings:
     )
     engine: str = _f("auto", "transcription engine", choices=("auto", "mlx", "faster-whisper", "test"))
     model: str = _f("tiny.en", "model name (`spool models`), local model directory, or Hub repo id")
-    workers: int = _f(1, "jobs transcribed at the same time (one warm worker process each)", minimum=1)
-    threads: int = _f(0, "engine CPU threads per worker (0: all cores / workers)", minimum=0)
-    formats: list[str] = _f(["txt", "srt", "vtt", "json"], "output formats (txt srt vtt tsv json)")
+    workers: int = _f(1, "jobs transcribed at the same time (one warm worker process each)", minimum=1, maximum=256)
+    threads: int = _f(0, "engine CPU threads per worker (0: all cores / workers)", minimum=0, maximum=1024)
+    formats: list[str] = _f(
+        ["txt", "srt", "vtt", "json"], "output formats (txt srt vtt tsv json)", choices=opt.FORMATS, check=cc.not_empty
+    )
     language: str = _f("", "spoken language code; empty: detect (English-only models: en)")
     task: str = _f("transcribe", "transcribe, or translate to English", choices=("transcribe", "translate"))
     word_timestamps: bool = _f(True, "word-level timing in json and subtitles")
-    beam_size: int = _f(1, "beam search width (1: greedy; mlx supports greedy only)", minimum=1)
+    beam_size: int = _f(1, "beam search width (1: greedy; mlx supports greedy only)", minimum=1, maximum=10)
     settle_s: float = _f(2.0, "a file written in place counts once unchanged this long", minimum=0)
     trust_mtime: bool = _f(
         True, "take files whose mtime is older than settle_s at once (off on shares with skewed clocks)"
@@ -91,29 +115,23 @@ class Settings:
     retention_s: float = _f(3600.0, "log retention period", minimum=0.1)
     compaction_s: float = _f(86400.0, "heartbeat compaction period", minimum=0.1)
     backup_s: float = _f(86400.0, "database backup period", minimum=0.1)
-    log_max_age_days: float = _f(14.0, "per-job logs older than this are deleted", minimum=0)
+    log_max_age_days: float = _f(14.0, "per-job logs older than this are deleted", minimum=0, maximum=MAX_DAYS)
     log_total_max_mb: float = _f(1024.0, "per-job logs beyond this total are deleted, oldest first", minimum=0)
-    heartbeat_keep_days: float = _f(7.0, "heartbeats of jobs finished longer ago are compacted", minimum=0)
+    heartbeat_keep_days: float = _f(
+        7.0, "heartbeats of jobs finished longer ago are compacted", minimum=0, maximum=MAX_DAYS
+    )
     backups_keep: int = _f(7, "scheduled database backups kept", minimum=1)
     reports_keep: int = _f(168, "health reports kept (plus latest.json)", minimum=1)
     metrics_window_s: float = _f(3600.0, "window of the windowed metrics (orphans, errors, throughput)", minimum=1)
     stuck_after_s: float = _f(60.0, "a running job without progress this long counts as stuck", minimum=0.1)
-    metrics_port: int = _f(0, "serve Prometheus /metrics on this port (0: off)", minimum=0)
-    metrics_addr: str = _f("127.0.0.1", "address the /metrics endpoint binds to")
+    metrics_port: int = _f(0, "serve Prometheus /metrics on this port (0: off)", minimum=0, maximum=65535)
+    metrics_addr: str = _f("127.0.0.1", "address the /metrics endpoint binds to", check=cc.bind_address)
     metrics_textfile: str = _f("", "also write the metrics to this file (node_exporter textfile collector)")
     alerts: dict[str, dict[str, Any]] = _f({}, "alert rules added or overridden: [alerts.<name>]")
     notify: dict[str, Any] = _f({}, "notification targets: [[notify.webhooks]], [[notify.commands]]")
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            _validate(f, getattr(self, f.name))
-        for fmt in self.formats:
-            if fmt not in opt.FORMATS:
-                raise ConfigError("formats", f"unknown format {fmt!r}", ", ".join(opt.FORMATS))
-        if not self.formats:
-            raise ConfigError("formats", "must name at least one format", ", ".join(opt.FORMATS))
-        for folder, prof in self.profiles.items():
-            opt.validate(prof, source=f"profiles.{folder}", allow_operator_keys=True)
+        cc.check_settings(self)  # every field, the job defaults, [profiles] [alerts] [notify]
 
     @property
     def layout(self) -> Layout:
@@ -141,78 +159,8 @@ class Settings:
         }
 
 
-def _validate(f: dataclasses.Field[Any], value: Any) -> None:
-    choices = f.metadata.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f.name, f"{value!r} is not allowed", ", ".join(choices))
-    minimum = f.metadata.get("min")
-    if minimum is not None and isinstance(value, (int, float)) and value < minimum:
-        raise ConfigError(f.name, f"{value!r} is below the minimum", f">= {minimum}")
-
-
 def fields() -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(Settings))
-
-
-def _to_bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
-
-
-def _to_number(kind: type) -> Any:
-    def convert(raw: Any) -> Any:
-        if isinstance(raw, bool):
-            raise ValueError(raw)
-        return kind(raw)
-
-    return convert
-
-
-def _to_list(raw: Any) -> list[str]:
-    if isinstance(raw, str):
-        return [p.strip() for p in raw.replace(",", " ").split() if p.strip()]
-    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
-        return list(raw)
-    raise ValueError(raw)
-
-
-def _to_dict(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    raise ValueError(raw)
-
-
-def _to_str(raw: Any) -> str:
-    if isinstance(raw, str):
-        return raw
-    raise ValueError(raw)
-
-
-_CONVERTERS = {
-    "bool": _to_bool,
-    "int": _to_number(int),
-    "float": _to_number(float),
-    "Path": lambda raw: Path(os.path.expanduser(str(raw))),
-    "list": _to_list,
-    "dict": _to_dict,
-    "str": _to_str,
-}
-
-
-def _coerce(name: str, kind: Any, raw: Any, origin: str) -> Any:
-    """Turn a TOML or environment value into the field's type, or say why not."""
-    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    convert = _CONVERTERS[kind_name.split("[")[0]]
-    try:
-        return convert(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(name, f"{raw!r} from {origin} is not a valid {kind_name}") from None
 
 
 def load(
@@ -220,42 +168,69 @@ def load(
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
 ) -> Settings:
-    """Build settings from flags > env > spool.toml > defaults.
+    """Build settings from flags > env > spool.toml (or ``$SPOOL_CONFIG``) > defaults.
 
-    ``env`` is passed in (the entry point hands ``os.environ``) so tests never
-    mutate the process environment.
+    Every value of every source is checked, not only the winning one: a bad
+    line in spool.toml hidden today by an environment variable would stop the
+    daemon the day that variable goes.  ``env`` is passed in (the entry point
+    hands ``os.environ``) so tests never mutate the process environment.
     """
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    env = env or {}
-    types = {f.name: f.type for f in fields()}
-    root_raw = flags.get("root") or env.get(ENV_PREFIX + "ROOT") or "spool"
-    root = _coerce("root", "Path", root_raw, "flag/env")
-    path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else root / "spool.toml")
+    table = {f.name: f for f in fields()}
+    flag_values = sources.from_flags(flags or {})
+    for name in flag_values:
+        if name not in table:
+            raise ConfigError(name, "unknown setting", ", ".join(sorted(table)))
+    env_values = sources.from_env(env or {}, list(table))
+    file = _config_file(flag_values, env_values, env or {}, config_file)
+    file_values = file.given()
+    for name, given in file_values.items():
+        if name not in table:
+            close = difflib.get_close_matches(name, list(table), n=3)
+            hint = f"did you mean {' or '.join(close)}?" if close else "README.md, Configuration, lists every key"
+            raise ConfigError(name, f"unknown key; {hint}", source=given.source)
+    chosen: dict[str, sources.Given] = {}
     values: dict[str, Any] = {}
-    for name, raw in _read_toml(path).items():
-        if name not in types:
-            raise ConfigError(name, f"unknown key in {path}", ", ".join(sorted(types)))
-        values[name] = _coerce(name, types[name], raw, str(path))
-    for name in types:
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None and name not in ("profiles", "alerts", "notify"):
-            values[name] = _coerce(name, types[name], raw, f"${ENV_PREFIX}{name.upper()}")
-    for name, raw in flags.items():
-        if name not in types:
-            raise ConfigError(name, "unknown setting", ", ".join(sorted(types)))
-        values[name] = _coerce(name, types[name], raw, "the command line")
-    values["root"] = root.absolute()  # watcher events carry absolute paths
-    return Settings(**values)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
+    for layer in (file_values, env_values, flag_values):  # lowest precedence first: the last one wins
+        for name, given in layer.items():
+            chosen[name], values[name] = given, _value(table[name], given)
+    values["root"] = values.get("root", Path("spool")).absolute()  # watcher events carry absolute paths
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(path), f"is not valid TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError(str(path), f"cannot be read: {e.strerror}") from None
-    return data
+        return Settings(**values)
+    except ConfigError as e:  # a rule spanning fields, or inside a section: name where the key was set
+        top = e.key.split(".")[0].split("[")[0]
+        winner = chosen.get(top)
+        if winner is None:
+            raise
+        raise e.at(file.label(e.key) if file_values.get(top) is winner else winner.source) from None
+
+
+def _value(f: dataclasses.Field[Any], given: sources.Given) -> Any:
+    """One value through the one path: the field's type, then its rules; errors name the source."""
+    value = cc.coerce(f, given)
+    try:
+        cc.check_field(f, value)
+    except ConfigError as e:
+        raise e.at(given.source) from None
+    return value
+
+
+def _config_file(
+    flags: dict[str, sources.Given], env: dict[str, sources.Given], raw_env: Mapping[str, str], explicit: Path | None
+) -> sources.ConfigFile:
+    """The file in use: ``config_file``, else ``$SPOOL_CONFIG`` (which must exist), else ``<root>/spool.toml``.
+
+    ``root`` may be set in a file named by ``$SPOOL_CONFIG`` (it does not live
+    in the spool), never in the spool's own spool.toml.
+    """
+    named = explicit or (Path(raw_env[sources.CONFIG_ENV]) if raw_env.get(sources.CONFIG_ENV) else None)
+    if named is not None:
+        label = None if explicit else f"${sources.CONFIG_ENV}"
+        return sources.read(named, required=True, named_by=label)
+    given = flags.get("root") or env.get("root")
+    root = _value(Settings.__dataclass_fields__["root"], given) if given else Path("spool")
+    file = sources.read(Path(root).absolute() / "spool.toml", required=False)
+    if "root" in file.values:
+        raise ConfigError(
+            "root", "cannot be set in the spool's own spool.toml (use --root or $SPOOL_ROOT)", source=file.label("root")
+        )
+    return file

@@ -23,11 +23,11 @@ from processor.config import Settings
 from processor.engines import resolve_engine
 from processor.lifecycle import Lifecycle
 from schema import events as ev
-from schema.errors import AlreadySubmitted, StoreError
+from schema.errors import AlreadySubmitted, ConcurrencyError, StoreError
 from schema.jobs import Job
 from schema.reasons import Reason
 from schema.sqlite_store import iso
-from spool import fsio, moves, names
+from spool import fsio, moves, names, tickets
 from spool.fsio import NotRegularFile, open_regular
 from spool.layout import Layout
 from spool.scan import MAX_DEPTH, Entry, Kind, look, scan
@@ -303,8 +303,11 @@ class Intake:
                 problem, reason = str(e), Reason.invalid_options
         options = opt.resolve(self.settings.job_defaults, profile, side)
         options["engine"] = resolve_engine(options["engine"])
+        ticket, why = tickets.accept(self.layout.inbox, entry.rel, lambda j: self.lifecycle.store.job(j) is None)
+        if why:  # a hand-over's ticket we cannot honour: a fresh id; its submitter will say so
+            self.log.warning("intake.ticket_refused", source=names.display(entry.rel), reason=why)
         submitted = ev.JobSubmitted(
-            job_id=self.new_id(),
+            job_id=ticket.job if ticket else self.new_id(),
             source=entry.rel,
             size=entry.identity.size,
             mtime_ns=entry.identity.mtime_ns,
@@ -312,18 +315,22 @@ class Intake:
             options_key=opt.options_key(options),
             sidecar=sidecar_rel if has_sidecar else None,
             settled_by=settled_by,
+            ticket=ticket.nonce if ticket else None,
         )
         try:
-            job = self.lifecycle.append(submitted.job_id, [submitted])
-        except AlreadySubmitted:  # another host noticed the same file first, or its job holds this name
+            job = self.lifecycle.append(submitted.job_id, [submitted], expected_version=0)
+        except (AlreadySubmitted, ConcurrencyError):  # another host noticed it (and its ticket) first, or holds it
             self.log.debug("intake.already_submitted", source=names.display(entry.rel))
             return None
         self._current = job
         self.submitted += 1
+        tickets.discard(self.layout.inbox, entry.rel)  # recorded; while the file is in the inbox no one reuses it
         try:
             self.lifecycle.claim(job)
-        except FileNotFoundError:  # gone between the look and the move: record it honestly
-            return self.lifecycle.fail_now(job, "input_missing", "the file was removed from the inbox as it was taken")
+        except FileNotFoundError:  # gone between the look and the move, unless another host's claim took it
+            if not self.lifecycle.reconcile_input(job):
+                message = "the file was removed from the inbox as it was taken"
+                return self.lifecycle.fail_now(job, "input_missing", message)
         except OSError:
             self.unclaimed[entry.rel] = job.id
             raise

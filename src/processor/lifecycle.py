@@ -399,5 +399,6 @@ class Lifecycle:
                 moves.claim(self.layout, job.id, job.source, job.sidecar, keep_name=job.holds_inbox_name)
                 return True
         except FileNotFoundError:
-            pass
+            if os.path.lexists(dst):  # another fleet host's claim renamed it between our two looks
+                return True
         return bool(job.requeued_from and moves.requeue(self.layout, job.id, job.source, job.requeued_from))

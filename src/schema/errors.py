@@ -17,16 +17,30 @@ class SpoolError(Exception):
 
 
 class ConfigError(SpoolError):
-    """A configuration value is missing, malformed or out of range."""
+    """A configuration value is missing, malformed or out of range.
+
+    ``source`` says where the value came from (``$SPOOL_SETTLE_S``,
+    ``spool/spool.toml:12``, ``--settle-s``): the checks that find a problem
+    often do not know it, so :meth:`at` lets the loader that does add it.
+    """
 
     exit_code = 2
 
-    def __init__(self, key: str, problem: str, allowed: str | None = None) -> None:
-        self.key = key
-        msg = f"config {key}: {problem}"
+    def __init__(self, key: str, problem: str, allowed: str | None = None, source: str | None = None) -> None:
+        self.key, self.problem, self.allowed, self.source = key, problem, allowed, source
+        msg = f"config {key}"
+        if source:
+            msg += f" ({source})"
+        msg += f": {problem}"
         if allowed:
             msg += f" (allowed: {allowed})"
         super().__init__(msg)
+
+    def at(self, source: str | None) -> ConfigError:
+        """The same error naming ``source``; one that names its source already keeps it."""
+        if self.source or not source:
+            return self
+        return ConfigError(self.key, self.problem, self.allowed, source)
 
 
 class LayoutError(SpoolError):
@@ -74,6 +88,18 @@ class StoreFull(StoreError):
 
     def __init__(self, path: str) -> None:
         super().__init__(f"{path}: disk full; the event was not recorded; free space and retry")
+
+
+class StoreCannotOpen(StoreError):
+    """SQLite cannot open or create its file: the operating system refuses (modes, a missing folder, no inodes)."""
+
+    exit_code = 4
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"{path}: the database cannot be opened or created (check the folder's owner and mode, "
+            "that it exists, and that the disk has space and inodes left)"
+        )
 
 
 class DatabaseDamaged(StoreError):

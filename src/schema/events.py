@@ -42,6 +42,7 @@ class JobSubmitted(Event):
     """A settled file in inbox/ became a job; its claim into work/ follows this event."""
 
     type: ClassVar[str] = "job.submitted"
+    class_version: ClassVar[int] = 2  # v2: ticket
     job_id: str
     source: str  # path relative to inbox/
     size: int
@@ -50,6 +51,7 @@ class JobSubmitted(Event):
     options_key: str = ""  # digest of the options that change a transcript
     sidecar: str | None = None  # inbox-relative sidecar moved along with the input
     settled_by: str = "looks"  # rename | mtime (complete on arrival) | looks (stood still settle_s) | special
+    ticket: str | None = None  # nonce of the hand-over ticket (spool submit): the submitter knows its job by it
 
 
 @dataclass(frozen=True, kw_only=True)

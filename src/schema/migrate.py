@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from schema.durable import fsync_dir
-from schema.errors import DatabaseDamaged, SchemaTooNew, SpoolError, StoreBusy, StoreError, StoreFull
+from schema.errors import DatabaseDamaged, SchemaTooNew, SpoolError, StoreBusy, StoreCannotOpen, StoreError, StoreFull
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -57,6 +57,8 @@ def translate(e: sqlite3.Error, path: Path) -> SpoolError:
         return DatabaseDamaged(str(path), str(e))
     if is_busy(e):
         return StoreBusy(str(path), 0)
+    if "unable to open database file" in msg:
+        return StoreCannotOpen(str(path))
     return StoreError(f"{path}: {e}")
 
 
@@ -117,20 +119,28 @@ def _create(path: Path, busy_timeout_s: float) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(str(tmp) + suffix)
-    conn = connect(tmp, busy_timeout_s)
     try:
-        # The temporary file uses a rollback journal so that it is one
-        # self-contained file at rename time; WAL is switched on after.
-        conn.execute("PRAGMA journal_mode = DELETE")
-        _apply(conn, 0)
-    finally:
-        conn.close()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        conn = connect(tmp, busy_timeout_s)
+        try:
+            # The temporary file uses a rollback journal so that it is one
+            # self-contained file at rename time; WAL is switched on after.
+            conn.execute("PRAGMA journal_mode = DELETE")
+            _apply(conn, 0)
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException as e:
+        for suffix in ("", "-journal"):  # a failed creation leaves no half-made file behind
+            with contextlib.suppress(OSError):
+                os.unlink(str(tmp) + suffix)
+        if isinstance(e, sqlite3.Error):
+            raise translate(e, path) from e
+        raise
     fsync_dir(path.parent)
 
 

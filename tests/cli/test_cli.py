@@ -138,7 +138,8 @@ def test_submit_wait_and_logs_follow_a_real_daemon(spool: Spool, tmp_path: Path)
     f.write_bytes(script(duration=2, segments=2))
     result = spool.cli("submit", str(f), "--wait", "--timeout", "60", "--json", "--root", str(spool.root))
     assert result.returncode == 0, result.stderr
-    (item,) = json.loads(result.stdout)
+    handed, item = (json.loads(line) for line in result.stdout.splitlines())  # JSON lines: at once, then the result
+    assert handed["name"] == "note.wav" and item["id"] == handed["job"]
     assert item["state"] == "succeeded" and item["outputs"]
     logs = spool.cli("logs", item["id"], "--root", str(spool.root), check=True)
     assert "attempt 1" in logs.stdout and "done" in logs.stdout

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from schema import events as ev
 from spool import names
 from tests.conftest import Spool, script, wait_for
-from tests.fuzz.conftest import examples
+from tests.fuzz import examples
 
 KINDS = ("audio", "garbage", "empty", "symlink", "fifo", "folder")
 

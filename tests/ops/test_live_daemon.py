@@ -105,7 +105,7 @@ def test_bad_alert_config_stops_the_daemon_with_one_line(spool: Spool) -> None:
     (spool.root / "spool.toml").write_text('[alerts.mine]\nmetric = "nope"\nthreshold = 1\n')
     d = spool.start(wait_ready=False)
     assert d.proc.wait(30) == 2
-    assert "config alerts.mine.metric: 'nope' is not a metric" in d.output()
+    assert f"config alerts.mine.metric ({spool.root / 'spool.toml'}:2): 'nope' is not a metric" in d.output()
 
 
 @pytest.mark.skipif(not sys.stdout, reason="needs a pty")

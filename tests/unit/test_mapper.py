@@ -61,3 +61,11 @@ def test_upcaster_brings_old_rows_forward(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(ev.JobCancelRequested, "class_version", 2)
     monkeypatch.setitem(mapper.UPCASTERS, ("job.cancel_requested", 1), lambda d: {**d, "by": "upcast"})
     assert mapper.decode("job.cancel_requested", 1, "{}") == ev.JobCancelRequested(by="upcast")
+
+
+def test_job_submitted_v1_rows_load_without_a_ticket() -> None:
+    """Rows written before hand-over tickets (class_version 1) load as v2 with ticket None."""
+    v1 = {k: v for k, v in json.loads(mapper.encode(submitted())[2]).items() if k != "ticket"}
+    event = mapper.decode("job.submitted", 1, json.dumps(v1))
+    assert isinstance(event, ev.JobSubmitted) and event.ticket is None and event == submitted()
+    assert mapper.encode(dataclasses.replace(submitted(), ticket="ab" * 16))[1] == 2
