@@ -12,8 +12,9 @@ from typing import Any
 
 from ops import alerts as alerts_mod
 from ops import report as report_mod
+from processor import liveness
 from processor.config import Settings
-from schema.errors import SpoolError
+from schema.errors import SpoolError, StoreError
 from schema.jobs import JobState
 from schema.store import EventStore
 from spool import names
@@ -29,14 +30,27 @@ def _store(settings: Settings) -> EventStore:
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit 0 ok, 1 warning, 2 critical (the monitoring-plugin convention)."""
-    store = _store(settings)
+    """Exit 0 ok, 1 warning, 2 critical (the monitoring-plugin convention).
+
+    What the daemon cannot say about itself (dead, frozen, writing into a deleted database) is
+    looked at here from outside; a store that cannot be reached is critical, not a crash.
+    """
+    layout = settings.layout
+    now = datetime.now(UTC)
     try:
-        report = report_mod.build(store, settings.layout, settings, datetime.now(UTC))
-    finally:
-        store.close()
+        store = _store(settings)
+    except StoreError as e:
+        report = report_mod.unavailable(layout, now, str(e), liveness.inspect(layout, None, now))
+    else:
+        try:
+            live = liveness.inspect(layout, store, now)
+            report = report_mod.build(store, layout, settings, now, counters=live.counters(), problems=live.problems)
+        except StoreError as e:
+            report = report_mod.unavailable(layout, now, str(e), liveness.inspect(layout, None, now))
+        finally:
+            store.close()
     if args.json:
-        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        sys.stdout.write(names.json_safe(json.dumps(report, indent=2, default=str, ensure_ascii=False)) + "\n")
     else:
         sys.stdout.write(names.printable(report_mod.text(report), keep="\n\t") + "\n")
     return alerts_mod.EXIT_CODES[report["status"]]

@@ -40,6 +40,11 @@ DESCRIPTIONS = {
     "throughput": "audio seconds transcribed per wall-clock second over the window",
     "succeeded_window": "jobs succeeded within the window",
     "failed_window": "jobs failed for good within the window",
+    "daemon_alive": "1 while a daemon serves this spool (its lock held and its loop turning; in a fleet: a live lease)",
+    "daemon_down_with_work": "1 when no daemon serves the spool while jobs or inbox files wait",
+    "spool_problems": "problems with the spool's folders or database file (missing, unwritable, deleted)",
+    "intake_paused": "1 while intake is paused (disk below the floor, store refusing, a spool problem)",
+    "folders_recreated": "spool folders found missing and made again within the window",
 }
 
 
@@ -109,6 +114,11 @@ def compute(
         "throughput": round(window["audio_s"] / span, 4) if span > 0 else 0.0,
         "succeeded_window": window["finished"].get("succeeded", 0),
         "failed_window": window["finished"].get("failed", 0),
+        "folders_recreated": window["folders_recreated"],
+        "daemon_alive": 1,  # computed inside the daemon; from outside, ops.liveness overrides these four
+        "daemon_down_with_work": 0,
+        "spool_problems": 0,
+        "intake_paused": 0,
         "counts": {s.value: counts.get(s.value, 0) for s in JobState},
     }
     metrics.update(counters or {})

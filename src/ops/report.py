@@ -19,7 +19,12 @@ from spool.layout import Layout
 
 
 def build(
-    store: EventStore, layout: Layout, settings: Settings, now: datetime, counters: dict[str, Any] | None = None
+    store: EventStore,
+    layout: Layout,
+    settings: Settings,
+    now: datetime,
+    counters: dict[str, Any] | None = None,
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
     """The report: fresh metrics, rules evaluated now, and what the log says of the last 24 h."""
     metrics = metrics_mod.compute(
@@ -52,6 +57,7 @@ def build(
         "root": str(layout.root),
         "metrics": metrics,
         "alerts": firing,
+        "problems": list(problems or []),
         "last_24h": {
             "submitted": day["submitted"],
             "succeeded": day["finished"].get("succeeded", 0),
@@ -61,6 +67,28 @@ def build(
             "orphaned": day["orphaned"],
             "audio_hours": round(day["audio_s"] / 3600, 3),
         },
+    }
+
+
+def unavailable(layout: Layout, now: datetime, error: str, live: Any) -> dict[str, Any]:
+    """The report when the event store itself cannot be read: critical, with what the filesystem shows."""
+    return {
+        "status": "critical",
+        "generated_at": iso(now),
+        "root": str(layout.root),
+        "metrics": live.counters(),
+        "alerts": [
+            {
+                "rule": "store_unavailable",
+                "level": "critical",
+                "metric": "store",
+                "value": 0,
+                "threshold": 0,
+                "message": f"the event store cannot be read: {error}",
+            }
+        ],
+        "problems": list(live.problems),
+        "last_24h": {},
     }
 
 
@@ -81,6 +109,8 @@ def text(report: dict[str, Any]) -> str:
     lines = [f"status  {report['status'].upper()}  ({report['generated_at'][:19]}Z, {report['root']})"]
     for a in report["alerts"]:
         lines.append(f"  {a['level'].upper():8} {a['rule']}: {a['message']}")
+    for p in report.get("problems") or []:
+        lines.append(f"  problem  {p}")
     keys = [
         "queue_depth",
         "oldest_queued_age_s",
@@ -100,5 +130,6 @@ def text(report: dict[str, Any]) -> str:
     ]
     lines += [f"  {k:22} {m[k]}" for k in keys if k in m]
     d = report["last_24h"]
-    lines.append("last 24 h: " + ", ".join(f"{k} {v}" for k, v in d.items()))
+    if d:
+        lines.append("last 24 h: " + ", ".join(f"{k} {v}" for k, v in d.items()))
     return "\n".join(lines)

@@ -91,17 +91,19 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def status_data(settings: Settings, store: EventStore) -> dict[str, Any]:
-    from processor.lock import holder_pid
+    from processor import liveness
     from spool.scan import Kind, scan
 
     layout = settings.layout
-    pid = holder_pid(layout.lock)
+    live = liveness.inspect(layout, store)
     counts = store.count_by_state()
     running = [views.job_item(j) for j in store.jobs([JobState.running, JobState.publishing])]
     inbox = sum(1 for e in scan(layout.inbox) if e.kind in (Kind.candidate, Kind.special))
     return {
         "root": str(layout.root),
-        "daemon": {"running": pid is not None, "pid": pid},
+        "daemon": {"running": live.alive, "pid": live.pid, "stale": live.pid is not None and not live.alive},
+        "paused": live.paused,
+        "problems": live.problems,
         "counts": {s: counts.get(s, 0) for s in views.STATE_ORDER},
         "queue_depth": counts.get("queued", 0) + counts.get("retry_wait", 0),
         "inbox_files": inbox,

@@ -41,11 +41,13 @@ from schema import store_faults
 from schema.errors import ConcurrencyError, DatabaseDamaged, IllegalTransition, StoreError
 from schema.jobs import JobState
 from schema.position import PositionMark
+from schema.sqlite_store import iso
 from schema.store import EventStore
-from spool import faults
+from spool import checks, faults, statefile
 from spool.watcher import Hint, InboxWatcher
 
 VERSION = "0.1.0"
+PROBLEM = "spool_problem"  # the intake pause reason while a folder or the database file is wrong
 Message = tuple[str, str, Any]
 
 
@@ -87,6 +89,10 @@ class Daemon:
         self.ready = threading.Event()
         self.systemd = SystemdNotifier(self.env)
         self.host = settings.host or socket.gethostname()
+        self._problems: list[str] = []  # what is wrong with the spool's folders or database file now
+        self._recreated: list[str] = []  # folders made again, not yet recorded as events
+        self._db_identity: tuple[int, int] | None = None  # the SQLite file this daemon opened
+        self._last_watch = -1e9
         self._store_retry_at = 0.0  # monotonic: no store work before this (backing off a refusing store)
         self._store_failures = 0  # consecutive refused rounds
 
@@ -183,6 +189,7 @@ class Daemon:
             model=default_key[1],
             workers=self.settings.workers,
         )
+        self._watch_spool(self.clock.mono())
         self.ready.set()
 
     def _open_store(self) -> None:
@@ -200,6 +207,7 @@ class Daemon:
             raise DatabaseDamaged(str(self.layout.db), verdict)
         if self._mark is not None:
             self._mark.check(self.store.high_water(), self.layout.db)
+            self._db_identity = checks.file_identity(self.layout.db)
 
     def request_stop(self, reason: str) -> None:
         """Thread- and signal-safe: the loop notices on its next wake-up."""
@@ -256,6 +264,8 @@ class Daemon:
         if self._mark is not None:
             self._mark.record(self.store.high_water())
         self.store.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.layout.daemon_state)
         self._spool_lock.release()
         self._lock.release()
         self.log.info("daemon.stopped", reason=self._stop_reason or "drained")
@@ -372,6 +382,7 @@ class Daemon:
         now = self.clock.mono()
         self.systemd.maybe_ping(now)
         self.fleet.tick(now)  # the loop turns, whatever the store does
+        self._watch_spool(now)
         try:
             self._poll_stopping()  # a worker's death is noticed even while the store refuses (kept, in order)
             if not self._store_ready():
@@ -386,6 +397,10 @@ class Daemon:
 
     def _store_round(self, now: float) -> None:
         self._check_disk(now)
+        while self._recreated:
+            recreated = ev.DaemonFolderRecreated(folder=self._recreated[0], instance=self.instance)
+            self.store.append(ev.DAEMON_STREAM, [recreated])
+            self._recreated.pop(0)
         if now - self._last_rescan >= self.settings.rescan_s or self.intake.more_waiting:
             self.rescan_now()
         if self.intake.paused_reason is None:
@@ -437,6 +452,57 @@ class Daemon:
         for job in self.store.jobs([JobState.queued, JobState.retry_wait, JobState.publishing]):
             if job.cancel_requested and (job.state is not JobState.publishing or job.id in self.control.owned()):
                 self.control.cancel(job)
+
+    def _watch_spool(self, now: float) -> None:
+        """Every couple of seconds: the spool's folders and database file, then ``state/daemon.json``.
+
+        A missing folder is made again (and recorded); one that cannot be written, or a database
+        file deleted or replaced under the daemon, pauses intake until it is fixed - each is an
+        alert and a non-OK ``spool health``, which reads the state file from outside.
+        """
+        if now - self._last_watch < statefile.PERIOD_S:
+            return
+        self._last_watch = now
+        for folder in checks.spool_folders(self.layout):
+            if checks.folder_problem(folder) == f"{folder.name}/ is missing":
+                with contextlib.suppress(OSError):
+                    folder.mkdir(mode=0o750)
+                    self._recreated.append(folder.name)
+                    self.log.error("spool.folder_recreated", folder=str(folder))
+        problems = checks.folder_problems(self.layout)
+        if self._db_identity is not None:
+            db = checks.database_problem(self.layout.db, self._db_identity)
+            problems += [db] if db else []
+        if problems != self._problems:
+            if problems:
+                self.log.error("spool.problem", problems=problems)
+            else:
+                self.log.warning("spool.problem_resolved", previous=self._problems)
+            self._problems = problems
+        if problems:
+            self.intake.pause(f"{PROBLEM}: {problems[0]}")
+        else:
+            self.intake.resume(PROBLEM)
+        self._write_state()
+
+    def _write_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "instance": self.instance,
+            "host": self.host,
+            "updated_at": iso(self.clock.wall()),
+            "paused": self.intake.paused_reason,
+            "problems": self._problems,
+            "store_failures": self._store_failures,
+            "db": list(self._db_identity) if self._db_identity else None,
+            "workers_live": len(self.pool.live()),
+            "running": len(self.control.runs),
+            "version": VERSION,
+        }
+        try:
+            statefile.write(self.layout.daemon_state, state)
+        except OSError as e:  # the state directory itself: health will find the file stale and say so
+            self.log.debug("state.write_failed", error=str(e)[:200])
 
     def _check_disk(self, now: float) -> None:
         if now - self._last_disk_check < 1.0:  # statvfs is cheap; resume within a second of space returning
@@ -557,6 +623,9 @@ class Daemon:
             "watcher_restarts": self.watcher_errors,
             "intake_paused": 0 if self.intake.paused_reason is None else 1,
             "workers_live": len(self.pool.live()),
+            "daemon_alive": 1,
+            "daemon_down_with_work": 0,
+            "spool_problems": len(self._problems),
         }
 
     # --- worker output ----------------------------------------------------------------

@@ -79,8 +79,8 @@ class Intake:
             self.paused_reason = reason
 
     def resume(self, reason: str) -> None:
-        """Take files again, if ``reason`` is what paused intake."""
-        if self.paused_reason == reason:
+        """Take files again, if ``reason`` is what paused intake (``reason: detail`` matches too)."""
+        if self.paused_reason is not None and self.paused_reason.split(":", 1)[0] == reason:
             self.paused_reason = None
 
     # --- hints and scans --------------------------------------------------------

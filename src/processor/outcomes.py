@@ -38,7 +38,8 @@ from schema.sqlite_store import iso
 
 RECONCILE_S = 1.0
 IO_TRIES = 3
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# The spool's condition, not this job's: wait for it to pass (the daemon's watch reports it meanwhile).
+_WAIT_FOR = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 class Outcomes:
@@ -230,11 +231,11 @@ class Outcomes:
         return not any(isinstance(e, (ev.JobOrphaned, ev.JobAdopted)) for e in since_start)
 
     def _io_failed(self, c: Completion, e: OSError, now: float) -> bool:
-        """One completion's own I/O trouble: retried; unless the disk is full, it ends its job after a few."""
+        """One completion's own I/O trouble: retried; unless the spool's condition, it ends its job after a few."""
         c.tries += 1
-        full = e.errno in _DISK_FULL
-        self.log.error("job.outcome_io_error", job_id=c.job_id, error=str(e)[:300], tries=c.tries, disk_full=full)
-        if full or c.tries < IO_TRIES:
+        wait = e.errno in _WAIT_FOR
+        self.log.error("job.outcome_io_error", job_id=c.job_id, error=str(e)[:300], tries=c.tries, waiting=wait)
+        if wait or c.tries < IO_TRIES:
             c.due = now + min(5.0, 0.5 * 2**c.tries)
             return False
         try:

@@ -134,9 +134,15 @@ def event_line(rec: Recorded) -> str:
 
 def status_text(status: dict[str, Any]) -> str:
     d = status["daemon"]
+    if d["running"]:
+        daemon = f"running, pid {d['pid']}"
+    elif d.get("stale"):
+        daemon = f"NOT RESPONDING: pid {d['pid']} holds the lock but its loop does not turn (frozen or stuck)"
+    else:
+        daemon = "not running"
     lines = [
         f"spool   {shown(str(status['root']))}",
-        f"daemon  {'running, pid ' + str(d['pid']) if d['running'] else 'not running'}",
+        f"daemon  {daemon}",
         f"inbox   {status['inbox_files']} file(s) waiting",
         "jobs    " + ", ".join(f"{k} {v}" for k, v in status["counts"].items() if v)
         if status["counts"]
@@ -144,6 +150,8 @@ def status_text(status: dict[str, Any]) -> str:
     ]
     if status.get("paused"):
         lines.append(f"intake  PAUSED: {shown(str(status['paused']))}")
+    for problem in status.get("problems") or []:
+        lines.append(f"problem {shown(problem)}")
     running = status["running"]
     if running:
         lines.append("running")

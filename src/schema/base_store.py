@@ -547,6 +547,9 @@ class BaseEventStore:
                 )
             ),
             "submitted": int(one("SELECT COUNT(*) FROM jobs WHERE submitted_at >= ?", since_iso)),
+            "folders_recreated": int(
+                one("SELECT COUNT(*) FROM events WHERE type = 'daemon.folder_recreated' AND at >= ?", since_iso)
+            ),
             "finished": finished,
         }
 

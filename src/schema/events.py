@@ -258,6 +258,15 @@ class DaemonLeaseRenewed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DaemonFolderRecreated(Event):
+    """A spool folder (inbox/, outbox/ ...) was missing and the daemon made it again."""
+
+    type: ClassVar[str] = "daemon.folder_recreated"
+    folder: str
+    instance: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class AlertRaised(Event):
     type: ClassVar[str] = "alert.raised"
     rule: str
@@ -345,6 +354,7 @@ CATALOGUE: dict[str, type[Event]] = {
         DaemonStarted,
         DaemonStopped,
         DaemonLeaseRenewed,
+        DaemonFolderRecreated,
         AlertRaised,
         AlertResolved,
         LogsPruned,

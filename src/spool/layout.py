@@ -64,6 +64,10 @@ class Layout:
         return self.state / "daemon.lock"
 
     @property
+    def daemon_state(self) -> Path:
+        return self.state / "daemon.json"
+
+    @property
     def reports(self) -> Path:
         return self.state / "reports"
 
