@@ -37,6 +37,12 @@ PLAN = {  # row -> the fault as ../shared/RELIABILITY.md names it
     "23": "event store damaged",
     "24": "input deleted or replaced mid-job",
     "25": "fd / process / memory limits; 100k-file backlog",
+    "26": "one input whose handling raises anything",
+    "27": "configuration from any source wrong",
+    "28": "recorders writing in place",
+    "29": "the store refuses writes at the moment a worker reports",
+    "30": "CLI and HTTP mistakes and OS errors",
+    "31": "fleet: long or odd host names, foreign schema, minimal rights, outages, frozen leader",
 }
 
 

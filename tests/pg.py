@@ -6,6 +6,7 @@ Tests that need it skip with a clear reason where no server can be reached
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
@@ -32,11 +33,9 @@ def schema_url(schema: str) -> str:
     return f"{URL}{sep}options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    reason = unreachable()
-    if reason:
-        pytest.skip(reason)
+@contextlib.contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A new, empty schema on the test server for the block (a store URL naming it); dropped afterwards."""
     import psycopg
 
     schema = "spooltest_" + secrets.token_hex(5)
@@ -47,3 +46,12 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    reason = unreachable()
+    if reason:
+        pytest.skip(reason)
+    with fresh_schema() as url:
+        yield url

@@ -93,6 +93,14 @@ def default_rules(free_disk_floor_mb: float) -> list[Rule]:
         ),
         Rule("intake_paused", "intake_paused", ">", 0, "warning", "intake is paused (`spool status` says why)"),
         Rule(
+            "internal_errors",
+            "internal_errors",
+            ">",
+            0,
+            "warning",
+            "{value:g} unexpected error(s) caught by the daemon's loop (daemon.internal_error in its log): a bug",
+        ),
+        Rule(
             "folder_recreated",
             "folders_recreated",
             ">",

@@ -45,6 +45,7 @@ DESCRIPTIONS = {
     "spool_problems": "problems with the spool's folders or database file (missing, unwritable, deleted)",
     "intake_paused": "1 while intake is paused (disk below the floor, store refusing, a spool problem)",
     "folders_recreated": "spool folders found missing and made again within the window",
+    "internal_errors": "unexpected exceptions the daemon's loop caught as a last resort since it started (bugs)",
 }
 
 
@@ -119,6 +120,7 @@ def compute(
         "daemon_down_with_work": 0,
         "spool_problems": 0,
         "intake_paused": 0,
+        "internal_errors": 0,
         "counts": {s.value: counts.get(s.value, 0) for s in JobState},
     }
     metrics.update(counters or {})

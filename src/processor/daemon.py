@@ -95,6 +95,7 @@ class Daemon:
         self._last_watch = -1e9
         self._store_retry_at = 0.0  # monotonic: no store work before this (backing off a refusing store)
         self._store_failures = 0  # consecutive refused rounds
+        self._internal_errors = 0  # exceptions only the loop's last wall caught (each one a bug)
 
     # --- start / stop -------------------------------------------------------------
 
@@ -296,6 +297,9 @@ class Daemon:
             self._handle(msg)
         except (StoreError, OSError) as e:
             self._store_failed(e)
+        except Exception:  # the last wall: per-item bulkheads should have caught it
+            self.log.exception("daemon.internal_error", message=msg[0])
+            self._internal_errors += 1
 
     def _store_ready(self) -> bool:
         return self.clock.mono() >= self._store_retry_at
@@ -391,6 +395,11 @@ class Daemon:
         except (StoreError, OSError) as e:
             # Disk full or a lock held too long: every step is retried; nothing half-done is lost.
             self._store_failed(e)
+            return
+        except Exception:  # the last wall: logged, backed off like a refusal, the loop goes on
+            self.log.exception("daemon.internal_error", step="tick")
+            self._internal_errors += 1
+            self._store_retry_at = self.clock.mono() + 1.0
             return
         if self._store_failures:
             self._store_recovered()
@@ -626,6 +635,7 @@ class Daemon:
             "daemon_alive": 1,
             "daemon_down_with_work": 0,
             "spool_problems": len(self._problems),
+            "internal_errors": self._internal_errors,
         }
 
     # --- worker output ----------------------------------------------------------------

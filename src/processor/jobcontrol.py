@@ -96,9 +96,26 @@ class JobControl:
             if job.cancel_requested:
                 self.lc.cancel(job)
                 continue
-            if self._start(job):
+            if self._start_safely(job):
                 started += 1
         self._plan_next_retry()
+
+    def _start_safely(self, job: Job) -> bool:
+        """A bulkhead: what one job's start raises ends that job (internal_error), not the daemon."""
+        try:
+            return self._start(job)
+        except (StoreError, OSError):
+            raise  # the store or the disk: the daemon backs off, the job waits
+        except Exception as e:  # one job's surprise must not stop dispatch
+            self.log.exception("job.internal_error", job_id=job.id, step="start")
+            run = self.runs.get(job.id)
+            if run is not None:
+                self.stop(run, StopReason("fail", "internal_error", f"{type(e).__name__}: {e}"[:500]))
+            else:
+                fresh = self.store.job(job.id)
+                if fresh is not None and not fresh.state.terminal:
+                    self.lc.fail_now(fresh, "internal_error", f"{type(e).__name__}: {e}"[:500])
+            return False
 
     def _plan_next_retry(self) -> None:
         earliest = self.store.earliest_retry()
@@ -204,9 +221,18 @@ class JobControl:
             if run is None or run.wid != worker.wid or run.stop is not None:
                 return
             with structlog.contextvars.bound_contextvars(job_id=run.job_id):
-                self._on_job_message(worker, run, kind, msg)
+                try:
+                    self._on_job_message(worker, run, kind, msg)
+                except (StoreError, OSError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - a bulkhead: this job ends, the daemon goes on
+                    self._internal_error(run, e, f"message {kind}")
             if run.job_id not in self.runs:  # it ended: hand the worker its next job, then record this one
                 self._after_outcome()
+
+    def _internal_error(self, run: Run, e: Exception, step: str) -> None:
+        self.log.exception("job.internal_error", job_id=run.job_id, step=step)
+        self.stop(run, StopReason("fail", "internal_error", f"{type(e).__name__}: {e}"[:500]))
 
     def _after_outcome(self) -> None:
         """Outside any attempt's fence: the next job's writes are none of the finished attempt's business."""
@@ -360,19 +386,27 @@ class JobControl:
             worker = self.pool.workers.get(run.wid)
             if worker is None or run.stop is not None:
                 continue
-            if run.probe is not None:
-                self._decide_probe(worker, run)
-                if run.job_id not in self.runs:
-                    continue
-            if run.pending and now - run.last_flush >= self.settings.progress_s:
-                self._best_effort(run, worker, self.outcomes.flush, run)
-            if now - run.last_heartbeat >= self.settings.heartbeat_s:
-                self._best_effort(run, worker, self._heartbeat, run, worker, now)
-            if run.job_id in self.runs:
-                self._check_deadlines(run, worker, now)
+            try:
+                self._tick_run(run, worker, now)
+            except (StoreError, OSError):
+                raise
+            except Exception as e:  # noqa: BLE001 - a bulkhead: this job ends, the others go on
+                self._internal_error(run, e, "tick")
         self.outcomes.record_due()
         if self.outcomes.reconcile(set(self.runs), now):
             self.outcomes.record_due()
+
+    def _tick_run(self, run: Run, worker: WorkerProcess, now: float) -> None:
+        if run.probe is not None:
+            self._decide_probe(worker, run)
+            if run.job_id not in self.runs:
+                return
+        if run.pending and now - run.last_flush >= self.settings.progress_s:
+            self._best_effort(run, worker, self.outcomes.flush, run)
+        if now - run.last_heartbeat >= self.settings.heartbeat_s:
+            self._best_effort(run, worker, self._heartbeat, run, worker, now)
+        if run.job_id in self.runs:
+            self._check_deadlines(run, worker, now)
 
     def _check_starting(self, now: float) -> None:
         """A worker that does not become ready in time counts as a failed load."""

@@ -207,8 +207,9 @@ class Outcomes:
             self.lc.cancel(job)
         elif stop.kind == "interrupt":
             self.lc.fail(job, "interrupted", stop.message, retryable=True, exit_code=code, signal=sig)
-        else:
-            self.lc.fail(job, stop.reason, stop.message, retryable=True, exit_code=code, signal=sig)
+        else:  # a bug of ours is not the job's to retry; a timeout or a hang may pass
+            retryable = stop.reason != Reason.internal_error
+            self.lc.fail(job, stop.reason, stop.message, retryable=retryable, exit_code=code, signal=sig)
 
     def _moved_on(self, c: Completion, e: StaleAttempt) -> None:
         """The store no longer shows the job on this attempt: ours went through, or another took it."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 POINTS = ("claim", "append", "spawn", "tmp_write", "rename", "dir_fsync", "completion")
 
 _armed: dict[str, int] = {}
-_raising: dict[str, int] = {}
+_raising: dict[str, list[int]] = {}  # point -> [hits still to let pass, raises left]
 
 
 class InjectedFault(RuntimeError):
@@ -23,7 +23,8 @@ class InjectedFault(RuntimeError):
 
 
 def configure(env: Mapping[str, str]) -> None:
-    """``SPOOL_FAULT_POINT=claim`` dies there; ``SPOOL_FAULT_RAISE=claim:N`` raises there N times."""
+    """``SPOOL_FAULT_POINT=claim`` dies there; ``SPOOL_FAULT_RAISE=claim:N[:SKIP]`` raises there N times
+    (after letting SKIP hits pass)."""
     _armed.clear()
     _raising.clear()
     name = env.get("SPOOL_FAULT_POINT", "")
@@ -31,17 +32,22 @@ def configure(env: Mapping[str, str]) -> None:
         if name not in POINTS:
             raise ValueError(f"SPOOL_FAULT_POINT={name!r}; known points: {', '.join(POINTS)}")
         _armed[name] = int(env.get("SPOOL_FAULT_SKIP", "0") or 0)
-    raising, _, times = env.get("SPOOL_FAULT_RAISE", "").partition(":")
+    raising, _, rest = env.get("SPOOL_FAULT_RAISE", "").partition(":")
     if raising:
         if raising not in POINTS:
             raise ValueError(f"SPOOL_FAULT_RAISE={raising!r}; known points: {', '.join(POINTS)}")
-        _raising[raising] = int(times or 1)
+        times, _, skip = rest.partition(":")
+        _raising[raising] = [int(skip or 0), int(times or 1)]
 
 
 def point(name: str) -> None:
-    if _raising.get(name, 0) > 0:
-        _raising[name] -= 1
-        raise InjectedFault(f"injected fault at {name}")
+    pending = _raising.get(name)
+    if pending is not None and pending[1] > 0:
+        if pending[0] > 0:
+            pending[0] -= 1
+        else:
+            pending[1] -= 1
+            raise InjectedFault(f"injected fault at {name}")
     if name not in _armed:
         return
     if _armed[name] > 0:

@@ -27,9 +27,18 @@ def attempts(spool: Spool, job_id: str) -> int:
         s.close()
 
 
-@pytest.mark.parametrize(("point", "where"), [("claim", "intake"), ("rename", "publication")])
-def test_an_exception_for_one_input_fails_that_input_and_nothing_else(spool: Spool, point: str, where: str) -> None:
-    d = spool.start(SPOOL_FAULT_RAISE=f"{point}:1")
+@pytest.mark.parametrize(
+    ("point", "skip"),
+    [
+        ("claim", 0),  # intake, as the file is taken
+        ("rename", 0),  # the publication
+        ("append", 0),  # the first event written: a job.submitted
+        ("append", 3),  # some later event of some job: a start, a probe, segments
+        ("append", 6),
+    ],
+)
+def test_an_exception_for_one_input_fails_that_input_and_nothing_else(spool: Spool, point: str, skip: int) -> None:
+    d = spool.start(SPOOL_FAULT_RAISE=f"{point}:1:{skip}")
     names = [f"b{i}.wav" for i in range(4)]
     for i, name in enumerate(names):
         spool.drop(name, script(duration=1, segments=1, n=f"{point}{i}"))
