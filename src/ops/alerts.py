@@ -93,6 +93,14 @@ def default_rules(free_disk_floor_mb: float) -> list[Rule]:
         ),
         Rule("intake_paused", "intake_paused", ">", 0, "warning", "intake is paused (`spool status` says why)"),
         Rule(
+            "fleet_host_lost",
+            "fleet_hosts_lost",
+            ">",
+            0,
+            "warning",
+            "{value:g} host(s) of the fleet stopped renewing their lease: their jobs move to live hosts",
+        ),
+        Rule(
             "internal_errors",
             "internal_errors",
             ">",

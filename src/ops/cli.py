@@ -44,7 +44,7 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     else:
         try:
             live = liveness.inspect(layout, store, now)
-            report = report_mod.build(store, layout, settings, now, counters=live.counters(), problems=live.problems)
+            report = report_mod.build(store, layout, settings, now, counters=live.counters(), problems=live.notes())
         except StoreError as e:
             report = report_mod.unavailable(layout, now, str(e), liveness.inspect(layout, None, now))
         finally:

@@ -45,6 +45,8 @@ DESCRIPTIONS = {
     "spool_problems": "problems with the spool's folders or database file (missing, unwritable, deleted)",
     "intake_paused": "1 while intake is paused (disk below the floor, store refusing, a spool problem)",
     "folders_recreated": "spool folders found missing and made again within the window",
+    "fleet_hosts_alive": "fleets: daemons with a live lease",
+    "fleet_hosts_lost": "fleets: hosts whose lease ran out in the last 10 minutes without a clean stop",
     "internal_errors": "unexpected exceptions the daemon's loop caught as a last resort since it started (bugs)",
 }
 
@@ -121,6 +123,8 @@ def compute(
         "spool_problems": 0,
         "intake_paused": 0,
         "internal_errors": 0,
+        "fleet_hosts_alive": 0,
+        "fleet_hosts_lost": 0,
         "counts": {s.value: counts.get(s.value, 0) for s in JobState},
     }
     metrics.update(counters or {})

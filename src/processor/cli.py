@@ -120,7 +120,7 @@ def fleet_data(store: EventStore, recent_s: float = 600.0) -> list[dict[str, Any
     now = store.db_now()
     since = (datetime.fromisoformat(now) - timedelta(seconds=recent_s)).isoformat(timespec="microseconds")
     holder = store.leader_session()
-    leader = holder[1].split()[-1] if holder else None
+    leader = holder.instance if holder else None
     running: dict[str, int] = {}
     for job in store.jobs([JobState.running, JobState.publishing]):
         running[job.instance or ""] = running.get(job.instance or "", 0) + 1
@@ -287,7 +287,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     layout = settings.layout
-    store = settings.open_store(create=args.create)
+    store = settings.open_store(create=args.create, upgrade=True)
     version, known = store.schema_version(), store.known_version()
     if settings.store:
         from schema.pg_store import redact

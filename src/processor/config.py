@@ -137,12 +137,32 @@ class Settings:
     def layout(self) -> Layout:
         return Layout(self.root, Path(self.state_dir).absolute() if self.state_dir else None)
 
-    def open_store(self, *, create: bool = False) -> EventStore:
-        """SQLite in the state directory, or the PostgreSQL database named by ``store``."""
+    def open_store(self, *, create: bool = False, upgrade: bool | None = None) -> EventStore:
+        """SQLite in the state directory, or the PostgreSQL database named by ``store``.
+
+        PostgreSQL: only ``create`` (an empty schema) or ``upgrade`` (an older one) change the
+        schema; every other command only reads and appends, so a read-only role can run it.
+        """
         layout = self.layout
         # a frozen host's open transaction must not stall the fleet for as long as a lease
         idle = min(5.0, max(0.5, self.lease_s / 4))
-        return open_store(self.store, layout.db, create=create, backup_dir=layout.backups, idle_timeout_s=idle)
+        return open_store(
+            self.store, layout.db, create=create, upgrade=upgrade, backup_dir=layout.backups, idle_timeout_s=idle
+        )
+
+    @property
+    def fleet_settings(self) -> dict[str, Any]:
+        """What decides a job's result or its files' fate: fleet-wide, checked when a daemon joins.
+
+        A host's own concerns (workers, threads, ports, periods, its state directory) may differ.
+        """
+        return {
+            **self.job_defaults,
+            "profiles": self.profiles,
+            "duplicates": self.duplicates,
+            "done_policy": self.done_policy,
+            "max_attempts": self.max_attempts,
+        }
 
     @property
     def job_defaults(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from processor import logs as logs_mod
+from processor import registry
 from processor.clock import Clock
 from processor.config import Settings
 from processor.engines import resolve_engine
@@ -35,7 +36,7 @@ from processor.lock import DaemonLock, SpoolLock
 from processor.pool import WorkerPool
 from processor.recovery import recover
 from processor.sdnotify import Notifier as SystemdNotifier
-from processor.supervisor import WorkerProcess, WorkerState, become_subreaper, kill_adopted
+from processor.supervisor import WorkerProcess, WorkerState, become_subreaper, kill_adopted, kill_recorded
 from schema import events as ev
 from schema import store_faults
 from schema.errors import ConcurrencyError, DatabaseDamaged, IllegalTransition, StoreError
@@ -111,12 +112,10 @@ class Daemon:
             self._lock.release()
             raise
         become_subreaper()
+        leftovers = registry.kill_leftovers(self.layout.workers_file, self.settings.grace_s)
+        if leftovers:
+            self.log.warning("workers.leftovers_killed", workers=leftovers)
         previous = previous_instance(self.layout.state)
-        record_instance(self.layout.state, self.instance)
-        self.store.append(
-            ev.DAEMON_STREAM,
-            [ev.DaemonStarted(pid=os.getpid(), host=self.host, instance=self.instance, version=VERSION)],
-        )
         self.fleet = Fleet(
             self.store,
             instance=self.instance,
@@ -128,6 +127,16 @@ class Daemon:
             open_store=self.settings.open_store,
             mono=self.clock.mono,
         )
+        self.fleet.check_join(self.settings.fleet_settings)  # refused before anything is written
+        record_instance(self.layout.state, self.instance)
+        started = ev.DaemonStarted(
+            pid=os.getpid(),
+            host=self.host,
+            instance=self.instance,
+            version=VERSION,
+            settings=self.settings.fleet_settings,
+        )
+        self.store.append(ev.DAEMON_STREAM, [started])
         self.fleet.start(self.clock.mono())  # alive in everyone's eyes before touching anything
         self.lifecycle = Lifecycle(self.store, self.layout, self.settings, self.clock, self.log)
         self.intake = Intake(self.layout, self.settings, self.lifecycle, self.clock, self.log, self._new_id)
@@ -140,7 +149,12 @@ class Daemon:
             adopt=self._adopt_at_start,
         )
         self._cursor = self.store.last_position()
-        worker_env = {**self.env, "SPOOLSCRIBE_ROOT": str(self.layout.root), "PYTHONUNBUFFERED": "1"}
+        worker_env = {
+            **self.env,
+            "SPOOLSCRIBE_ROOT": str(self.layout.root),
+            "SPOOLSCRIBE_DAEMON_PID": str(os.getpid()),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.pool = WorkerPool(
             self.settings.workers,
             self.layout.models,
@@ -168,6 +182,7 @@ class Daemon:
         self._pending_cancels()
         default_key = (resolve_engine(self.settings.engine), self.settings.model)
         self.pool.ensure(default_key, self.clock.mono())  # warm one worker before the first drop
+        registry.record(self.layout.workers_file, self.instance, self.pool.live())
         if self.settings.watch:
             self.watcher = InboxWatcher(
                 self.layout.inbox,
@@ -265,8 +280,9 @@ class Daemon:
         if self._mark is not None:
             self._mark.record(self.store.high_water())
         self.store.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.layout.daemon_state)
+        for done in (self.layout.daemon_state, self.layout.workers_file):  # every worker is gone by now
+            with contextlib.suppress(OSError):
+                os.unlink(done)
         self._spool_lock.release()
         self._lock.release()
         self.log.info("daemon.stopped", reason=self._stop_reason or "drained")
@@ -420,12 +436,13 @@ class Daemon:
         self._external_events()
         self.control.tick()
         retry_due = self.control.next_retry_mono is not None and now >= self.control.next_retry_mono
-        if self.control.dispatch_dirty or retry_due:
-            self.control.dispatch()
+        if (self.control.dispatch_dirty or retry_due) and self.fleet.lease_valid(now):
+            self.control.dispatch()  # in a fleet only while this host's lease surely runs: no claims after a gap
         if now - self._last_sweep >= 1.0:
             self._last_sweep = now
             kill_adopted(self.pool.pids())
             self.pool.forget_dead()
+            registry.record(self.layout.workers_file, self.instance, self.pool.live())
             if self.scheduler is not None:
                 for name in self.scheduler.overdue(now):  # the wall clock jumped: run it anyway
                     self.scheduler.run(name)
@@ -564,7 +581,7 @@ class Daemon:
             supervised=self.control.owned,
             orphan=self._orphan,
             rescan=self.rescan_now,
-            is_leader=lambda: self.fleet.leader,
+            is_leader=self.fleet.confirm_leader,
             classify=self.fleet.remote_verdict,
             may_take=self.fleet.may_take,
             counters=self.counters,
@@ -609,6 +626,8 @@ class Daemon:
         return job
 
     def _record_orphan(self, job: Any, verdict: str, killed: bool) -> None:
+        if verdict == "lease_expired" and job.host == self.host and job.pid and job.create_time:
+            killed = kill_recorded(job.pid, job.create_time, self.settings.grace_s) or killed  # its worker, here
         reason = "hung" if verdict == "hung" else "daemon_died"
         message = {
             "lease_expired": "the daemon running it stopped renewing its lease; the job moves to a live host",

@@ -29,9 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from schema import events as ev
+from schema.errors import SpoolError
 from schema.jobs import Job
 from schema.sqlite_store import iso
 from schema.store import EventStore
+
+
+class FleetRefused(SpoolError):
+    """This daemon may not join the fleet as configured (a host name in use, settings that differ)."""
+
+    exit_code = 2
 
 
 class Fleet:
@@ -62,9 +69,18 @@ class Fleet:
         self._wake = wake
         self.log = log
         self.active = store.fleet
-        self.leader = True
+        self._leader = not self.active  # alone: always the leader; in a fleet only while proven
+        self._leader_since: float | None = None  # monotonic: held continuously since
+        self._renewed_at: float | None = None  # monotonic time of the last renewal that went through
+        self._healthy_since: float | None = None  # monotonic: renewals have gone through without a gap since
         self._was_leader: bool | None = None
         self._stop = threading.Event()
+
+    def check_join(self, settings: dict[str, Any]) -> None:
+        """Refuse (one line, exit 2) a host name a live daemon of the fleet uses, or settings that differ."""
+        if self.active:
+            self._refuse_duplicate_host()
+            self._refuse_other_settings(settings)
 
     def start(self, now_mono: float) -> None:
         if not self.active:
@@ -100,11 +116,14 @@ class Fleet:
                 if not self._withheld:
                     self.log.error("lease.withheld", loop_stuck_s=round(stuck_s, 1), lease_s=self.lease_s)
                 self._withheld = True
+                self._lose_leadership()
                 continue
             self._withheld = False
             try:
                 self.renew()
             except Exception as e:  # noqa: BLE001 - whatever it is, this thread must live: the next round retries
+                self._healthy_since = None
+                self._lose_leadership()  # dropped the moment it cannot be proven
                 self.log.warning("lease.renew_failed", error=str(e)[:300])
 
     def renew(self) -> None:
@@ -113,13 +132,74 @@ class Fleet:
         store.append(
             ev.DAEMON_STREAM, [ev.DaemonLeaseRenewed(instance=self.instance, host=self.host, pid=_pid(), until=until)]
         )
-        self.leader = store.try_lead() or (self._fence_stale_leader() and store.try_lead())
-        if self.leader != self._was_leader:
-            if self.leader:
+        now = self._mono()
+        self._renewed_at = now
+        if self._healthy_since is None:
+            self._healthy_since = now
+        lead = store.try_lead() or (self._fence_stale_leader() and store.try_lead())
+        if lead and not self._leader:
+            self._leader_since = now
+        self._leader = lead
+        if not lead:
+            self._leader_since = None
+        self._log_leadership()
+
+    @property
+    def leader(self) -> bool:
+        """True only while proven: the lock held at the last renewal, and that renewal recent."""
+        if not self.active:
+            return True
+        return self._leader and self.lease_valid()
+
+    def confirm_leader(self) -> bool:
+        """Leadership proven now, for a leader-only job about to run: the lock's session answers.
+
+        The advisory lock is exclusive, so two hosts can never both pass this at once; a host
+        cut off since its last renewal finds out here, not a renewal later.
+        """
+        if not self.active:
+            return True
+        if not self.leader:
+            return False
+        store = self._lease_store or self.store
+        if store.try_lead():
+            return True
+        self._lose_leadership()
+        return False
+
+    def lease_valid(self, now_mono: float | None = None) -> bool:
+        """Whether this daemon's own lease is surely still running (renewed within three quarters of it)."""
+        if not self.active:
+            return True
+        now = self._mono() if now_mono is None else now_mono
+        return self._renewed_at is not None and now - self._renewed_at < self.lease_s * 0.75
+
+    def may_judge(self, now_mono: float | None = None) -> bool:
+        """Whether this leader may declare other hosts dead by their leases.
+
+        Only after it has led, and renewed without a gap, for a whole lease: after an outage every
+        host's lease looks expired until the hosts have renewed again, and a new leader has not
+        yet seen a full lease period of the others.
+        """
+        if not self.active:
+            return True
+        now = self._mono() if now_mono is None else now_mono
+        steady = self._healthy_since is not None and now - self._healthy_since >= self.lease_s
+        led = self._leader_since is not None and now - self._leader_since >= self.lease_s
+        return self.leader and steady and led
+
+    def _lose_leadership(self) -> None:
+        if self._leader:
+            self._leader, self._leader_since = False, None
+            self._log_leadership()
+
+    def _log_leadership(self) -> None:
+        if self._leader != self._was_leader:
+            if self._leader:
                 self.log.info("leader.acquired", instance=self.instance, host=self.host)
             elif self._was_leader:
                 self.log.warning("leader.lost", instance=self.instance, host=self.host)
-            self._was_leader = self.leader
+            self._was_leader = self._leader
 
     def _fence_stale_leader(self) -> bool:
         """End the leader's session if its lease ran out (frozen, or cut off on a half-open connection).
@@ -131,19 +211,49 @@ class Fleet:
         holder = store.leader_session()
         if holder is None:
             return True  # just released: try again
-        pid, name = holder
-        parts = name.split()
-        instance = parts[2] if len(parts) == 3 and parts[0] == "spoolscribe" else None
+        instance = holder.instance
         if instance is None or instance == self.instance or instance in self.alive():
             return False
-        ended = store.end_session(pid)
-        self.log.warning("leader.fenced", stale=instance, host=parts[1], session=pid, ended=ended)
+        ended = store.end_session(holder.pid)
+        host = next((lease["host"] for lease in store.leases() if lease["instance"] == instance), None)
+        self.log.warning("leader.fenced", stale=instance, host=host, session=holder.pid, ended=ended)
         return ended
 
     def alive(self) -> set[str]:
         """Instances whose lease has not run out (by the database's clock)."""
         now = self.store.db_now()
         return {lease["instance"] for lease in self.store.leases() if lease["until"] > now}
+
+    def _refuse_duplicate_host(self) -> None:
+        now = self.store.db_now()
+        for lease in self.store.leases():
+            if (
+                lease["host"] == self.host
+                and lease["until"] > now
+                and lease["instance"] not in (self.instance, self.previous)
+            ):
+                raise FleetRefused(
+                    f"host name {self.host!r} is already used by a live daemon of this fleet (instance "
+                    f"{lease['instance']}, pid {lease['pid']}); give each daemon its own --host"
+                )
+
+    def _refuse_other_settings(self, mine: dict[str, Any]) -> None:
+        """Settings that decide a job's result are the fleet's, not a host's: a joiner must match."""
+        alive = self.alive() - {self.instance, self.previous}
+        if not alive:
+            return  # the first (or only) host: its settings are the fleet's
+        for rec in reversed(self.store.read_all(0, types=(ev.DaemonStarted.type,))):
+            e = rec.event
+            if not isinstance(e, ev.DaemonStarted) or e.instance not in alive or not e.settings:
+                continue
+            differ = sorted(k for k in set(mine) | set(e.settings) if mine.get(k) != e.settings.get(k))
+            if differ:
+                shown = ", ".join(f"{k} = {mine.get(k)!r} (fleet: {e.settings.get(k)!r})" for k in differ[:4])
+                raise FleetRefused(
+                    f"this daemon's job settings differ from the fleet's (host {e.host}): {shown}; "
+                    "settings that decide a job's result are fleet-wide: use the same spool.toml on every host"
+                )
+            return
 
     def may_take(self, job: Job) -> bool:
         """Whether this daemon may declare ``job`` (running, not supervised here) orphaned now.
@@ -157,12 +267,14 @@ class Fleet:
             return True
         if job.instance in (None, self.previous):
             return True
-        return job.instance != self.instance and job.instance not in self.alive()
+        return job.instance != self.instance and self.may_judge() and job.instance not in self.alive()
 
     def remote_verdict(self, job: Job) -> str | None:
         """For a job on another host: 'lease_expired' or 'alive'; None when its pid can be checked here."""
         if not self.active or job.host in (None, self.host):
             return None
+        if not self.may_judge():
+            return "alive"  # not yet entitled to call anyone dead: judged again at a later sweep
         return "alive" if job.instance in self.alive() else "lease_expired"
 
 

@@ -215,6 +215,30 @@ def _manifest(
     }
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_daemon() -> None:
+    """Linux: the kernel kills this worker when its daemon dies, however (kill -9 included).
+
+    A hung worker whose daemon was killed would otherwise live on, reparented to init, holding
+    memory and CPU while its job runs again elsewhere.  (Elsewhere, and for what it spawned, the
+    daemon's next start kills what its registry of workers names.)
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal as signals
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signals.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    expected = os.environ.get("SPOOLSCRIBE_DAEMON_PID", "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        os._exit(70)  # the daemon died before the request took effect
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spoolscribe-worker")
     parser.add_argument("--engine", required=True)
@@ -222,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
+    die_with_daemon()
     channel = Channel()
     started = time.monotonic()
     try:

@@ -46,6 +46,14 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@dataclass(frozen=True)
+class Leader:
+    """Who holds a fleet's leader lock: the database session, and the daemon instance it belongs to."""
+
+    pid: int
+    instance: str | None  # None: a session that names no daemon instance
+
+
 class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
@@ -190,8 +198,8 @@ class BaseEventStore:
     def identify(self, host: str, instance: str) -> None:
         """Name this daemon's database sessions (a fleet's store; nothing to name in a file)."""
 
-    def leader_session(self) -> tuple[int, str] | None:
-        """(session pid, name) holding the leader lock: none in a file, where this daemon is alone."""
+    def leader_session(self) -> Leader | None:
+        """The session holding the leader lock: none in a file, where this daemon is alone."""
         return None
 
     def end_session(self, pid: int) -> bool:
@@ -291,6 +299,8 @@ class BaseEventStore:
         if job_id is not None:
             self._lock_job_row(x, job_id)
         self._serialise(x)
+        if attempt_of is not None:  # first: a stale attempt records nothing, not even an idempotent replay
+            self._fence(x, stream, attempt_of)
         if idempotency_key is not None:
             done = self._by_key(x, idempotency_key)
             if done:
@@ -298,8 +308,6 @@ class BaseEventStore:
         current = self._stream_version(x, stream)
         if not isinstance(expected_version, _Any) and expected_version != current:
             raise ConcurrencyError(stream, expected_version, current)
-        if attempt_of is not None:
-            self._fence(x, stream, attempt_of)
         records = []
         for i, event in enumerate(events):
             key = None

@@ -55,9 +55,17 @@ class LayoutError(SpoolError):
 class StoreError(SpoolError):
     """The event store failed in a way the caller cannot fix by retrying now."""
 
+    exit_code = 3  # the database refuses (README, "Command line")
+
 
 class StoreUnreachable(StoreError):
     """The database server cannot be reached (down, wrong address, refused login)."""
+
+    exit_code = 3
+
+
+class StoreRefused(StoreError):
+    """The database refused this role what it asked (missing rights, a schema that is not ours)."""
 
     exit_code = 3
 

@@ -232,10 +232,12 @@ class JobInputChanged(Event):
 @dataclass(frozen=True, kw_only=True)
 class DaemonStarted(Event):
     type: ClassVar[str] = "daemon.started"
+    class_version: ClassVar[int] = 2  # v2: settings
     pid: int
     host: str
     instance: str
     version: str
+    settings: dict[str, Any] = field(default_factory=dict)  # what decides a job's result (fleets: must agree)
 
 
 @dataclass(frozen=True, kw_only=True)

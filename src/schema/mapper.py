@@ -21,6 +21,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (type, stored class_version) -> function returning data at class_version + 1
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("job.submitted", 1): lambda data: {**data, "ticket": None},  # v2 added the hand-over ticket's nonce
+    ("daemon.started", 1): lambda data: {**data, "settings": {}},  # v2 added the job-deciding settings
 }
 
 

@@ -35,8 +35,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
 
-from schema.base_store import BaseEventStore, Clock, Dialect, Executor, utc_now
-from schema.errors import AlreadySubmitted, SchemaTooNew, StoreError, StoreUnreachable
+from schema.base_store import BaseEventStore, Clock, Dialect, Executor, Leader, utc_now
+from schema.errors import AlreadySubmitted, SchemaTooNew, StoreError, StoreRefused, StoreUnreachable
 from schema.events import JobInputChanged, JobRequeued, JobRetryScheduled, JobSubmitted
 from schema.mapper import Recorded
 
@@ -106,26 +106,68 @@ def one_line(e: Exception) -> str:
 
 
 def redact(url: str) -> str:
-    return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", url)
+    """A URL fit to print: the password hidden whether in the authority or the query string."""
+    url = re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+
+
+SESSION_PREFIX = "spoolscribe"
+_SESSION = re.compile(rf"^{SESSION_PREFIX} ([0-9a-f]{{6}})$")
+
+
+def session_name(instance: str) -> str:
+    """``application_name`` of a daemon's sessions: the instance only, fixed width, well under 63 bytes.
+
+    Host names are looked up in the leases by instance, never parsed out of this (PostgreSQL cuts
+    ``application_name`` at 63 bytes and replaces non-ASCII characters).
+    """
+    return f"{SESSION_PREFIX} {instance}"
+
+
+def instance_of(name: str) -> str | None:
+    m = _SESSION.match(name or "")
+    return m.group(1) if m else None
+
+
+def _no_rights(url: str, e: Exception) -> StoreError:
+    return StoreRefused(
+        f"PostgreSQL at {redact(url)} refused: {one_line(e)}; the role needs the rights in docs/scale-out.md "
+        "(Roles and rights)"
+    )
 
 
 class PostgresEventStore(BaseEventStore):
     dialect = PgDialect("postgresql")
     fleet = True
 
-    def __init__(self, url: str, *, clock: Clock = utc_now, create: bool = False, idle_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = utc_now,
+        create: bool = False,
+        upgrade: bool | None = None,
+        idle_timeout_s: float = 5.0,
+    ) -> None:
+        """``create``: make the schema in an empty one; ``upgrade`` (default: as ``create``): migrate an
+        older one.  Neither: the store only reads (and appends events): it never changes the schema."""
         super().__init__(clock)
         self.url = url
         self.path = Path("/dev/null")  # there is no database file to back up or stat
         self.idle_timeout_s = idle_timeout_s
-        self.application_name = "spoolscribe"
+        self.application_name = SESSION_PREFIX
         self._ns = 0
         self._conn = self._connect()
         self._leader: psycopg.Connection[Any] | None = None
         try:
             schema = self._read("SELECT current_schema()")[0][0]
+            if schema is None:
+                raise StoreError(
+                    f"{redact(self.url)}: the schema its search_path names does not exist; create it "
+                    "(CREATE SCHEMA ...) or fix options=-csearch_path=... in the URL"
+                )
             self._ns = zlib.crc32(str(schema).encode()) & 0x7FFFFFFF
-            self._migrate(create)
+            self._migrate(create, create if upgrade is None else upgrade)
         except BaseException:
             self._conn.close()  # refused: leave no session behind
             raise
@@ -147,36 +189,62 @@ class PostgresEventStore(BaseEventStore):
 
     def identify(self, host: str, instance: str) -> None:
         """Name this daemon's sessions (``pg_stat_activity``): how a successor finds a stale leader."""
-        self.application_name = f"spoolscribe {host} {instance}"
+        self.application_name = session_name(instance)
         with self._lock:
             self._conn.execute("SELECT set_config('application_name', %s, false)", (self.application_name,))
 
     # --- migrations ------------------------------------------------------------------
 
-    def _migrate(self, create: bool) -> None:
+    def _migrate(self, create: bool, upgrade: bool) -> None:
+        """Use only a schema whose marker (``spool_schema``) says it is ours; change it only when asked."""
         known = _numbered()
+        found = self._schema_marker()
+        if found is None:
+            foreign = self._read("SELECT to_regclass('events'), to_regclass('jobs')")[0]
+            if any(foreign):
+                raise StoreError(
+                    f"{redact(self.url)}: this schema holds tables named events/jobs that are not spoolscribe's "
+                    "(no spool_schema marker); give spoolscribe a schema of its own (options=-csearch_path=...)"
+                )
+            if not create:
+                raise StoreError(
+                    f"no spoolscribe schema in {redact(self.url)}; start a daemon on it once "
+                    "or run `spool migrate --create`"
+                )
+        elif found > len(known):
+            raise SchemaTooNew(redact(self.url), found, len(known))
+        elif found < len(known) and not upgrade:
+            raise StoreError(
+                f"{redact(self.url)} has schema version {found}; this spoolscribe needs {len(known)}: "
+                "run `spool migrate` (a daemon migrates it at its start too)"
+            )
+        if found is None or found < len(known):
+            self._apply_migrations(known)
+
+    def _schema_marker(self) -> int | None:
+        """The schema version recorded here, or None when there is no marker (not ours, or empty)."""
+        if self._read("SELECT to_regclass('spool_schema')")[0][0] is None:
+            return None
+        row = self._read("SELECT MAX(version) FROM spool_schema")[0][0]
+        return int(row) if row is not None else 0
+
+    def _apply_migrations(self, known: list[tuple[int, Path]]) -> None:
         with self._lock:
-            self._conn.execute("SELECT pg_advisory_lock(%s, %s)", (self._ns, MIGRATE_LOCK))
             try:
-                self._conn.execute("CREATE TABLE IF NOT EXISTS spool_schema (version INTEGER NOT NULL)")
-                row = self._conn.execute("SELECT MAX(version) FROM spool_schema").fetchone()
-                found = int(row[0]) if row and row[0] is not None else 0
-                if found > len(known):
-                    raise SchemaTooNew(redact(self.url), found, len(known))
-                if found == 0 and not create:
-                    exists = self._conn.execute("SELECT to_regclass('events')").fetchone()
-                    if exists is None or exists[0] is None:
-                        raise StoreError(
-                            f"no spoolscribe schema in {redact(self.url)}; start a daemon on it once "
-                            "or run `spool migrate --create`"
-                        )
-                for number, path in known:
-                    if number > found:
-                        with self._conn.transaction():
-                            self._conn.execute(path.read_text())
-                            self._conn.execute("INSERT INTO spool_schema (version) VALUES (%s)", (number,))
-            finally:
-                self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", (self._ns, MIGRATE_LOCK))
+                self._conn.execute("SELECT pg_advisory_lock(%s, %s)", (self._ns, MIGRATE_LOCK))
+                try:
+                    self._conn.execute("CREATE TABLE IF NOT EXISTS spool_schema (version INTEGER NOT NULL)")
+                    row = self._conn.execute("SELECT MAX(version) FROM spool_schema").fetchone()
+                    found = int(row[0]) if row and row[0] is not None else 0  # another host may have run them
+                    for number, path in known:
+                        if number > found:
+                            with self._conn.transaction():
+                                self._conn.execute(path.read_text())
+                                self._conn.execute("INSERT INTO spool_schema (version) VALUES (%s)", (number,))
+                finally:
+                    self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", (self._ns, MIGRATE_LOCK))
+            except pg_errors.InsufficientPrivilege as e:
+                raise _no_rights(self.url, e) from None
 
     def schema_version(self) -> int:
         return int(self._read("SELECT MAX(version) FROM spool_schema")[0][0])
@@ -189,6 +257,7 @@ class PostgresEventStore(BaseEventStore):
     @contextlib.contextmanager
     def _write(self) -> Iterator[Executor]:
         with self._lock:
+            self._ensure_connected()
             try:
                 with self._conn.transaction():
                     yield PgExecutor(self._conn)
@@ -196,17 +265,29 @@ class PostgresEventStore(BaseEventStore):
                 if "jobs_intake" in str(e):
                     raise AlreadySubmitted(one_line(e)) from e
                 raise StoreError(f"PostgreSQL refused a write: {one_line(e)}") from e
+            except pg_errors.InsufficientPrivilege as e:
+                raise _no_rights(self.url, e) from None
             except psycopg.OperationalError as e:
                 self._reconnect()
                 raise StoreError(f"PostgreSQL connection failed: {one_line(e)}") from e
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
         with self._lock:
+            self._ensure_connected()
             try:
                 return self._conn.execute(to_pg(sql), tuple(args)).fetchall()
+            except pg_errors.InsufficientPrivilege as e:
+                raise _no_rights(self.url, e) from None
             except psycopg.OperationalError as e:
                 self._reconnect()
                 raise StoreError(f"PostgreSQL connection failed: {one_line(e)}") from e
+
+    def _ensure_connected(self) -> None:
+        """A connection lost earlier (and not yet made again: the server was down) is made now, first."""
+        if self._conn.closed or self._conn.broken:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = self._connect()
 
     def _begin_snapshot(self) -> None:
         try:
@@ -284,7 +365,11 @@ class PostgresEventStore(BaseEventStore):
         return thread
 
     def try_lead(self) -> bool:
-        """Hold (or take) the leader lock; False while another host holds it."""
+        """Hold (or take) the leader lock; False while another host holds it (or this one cannot tell)."""
+        with self._lock:  # the renewal thread and the loop (confirming before a leader-only job) both ask
+            return self._try_lead()
+
+    def _try_lead(self) -> bool:
         try:
             if self._leader is None or self._leader.closed:
                 self._leader = self._connect(row_factory=tuple_row)
@@ -302,15 +387,15 @@ class PostgresEventStore(BaseEventStore):
             self._leader = None
             return False
 
-    def leader_session(self) -> tuple[int, str] | None:
-        """(backend pid, application name) of the session holding the leader lock, if any."""
+    def leader_session(self) -> Leader | None:
+        """The session holding the leader lock, if any: its backend pid and the daemon instance it names."""
         rows = self._read(
             "SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ?::oid AND l.objid = ?::oid"
             " AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (self._ns, LEADER_LOCK),
         )
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return Leader(pid=int(rows[0][0]), instance=instance_of(str(rows[0][1] or ""))) if rows else None
 
     def end_session(self, pid: int) -> bool:
         """Terminate a stale leader's session, so its lock is released (same role, or pg_signal_backend)."""

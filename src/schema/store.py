@@ -27,6 +27,7 @@ def open_store(
     backup_dir: Path | None = None,
     clock: Clock | None = None,
     idle_timeout_s: float = 5.0,
+    upgrade: bool | None = None,
 ) -> EventStore:
     """The store named by ``url`` (empty: the SQLite file ``db_path``).
 
@@ -36,7 +37,9 @@ def open_store(
     if is_postgres(url):
         from schema.pg_store import PostgresEventStore
 
-        return PostgresEventStore(url, clock=clock or utc_now, create=create, idle_timeout_s=idle_timeout_s)
+        return PostgresEventStore(
+            url, clock=clock or utc_now, create=create, upgrade=upgrade, idle_timeout_s=idle_timeout_s
+        )
     from schema.sqlite_store import SQLiteEventStore
 
     return SQLiteEventStore(db_path, clock=clock or utc_now, create=create, backup_dir=backup_dir)

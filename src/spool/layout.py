@@ -68,6 +68,10 @@ class Layout:
         return self.state / "daemon.json"
 
     @property
+    def workers_file(self) -> Path:
+        return self.state / "workers.json"
+
+    @property
     def reports(self) -> Path:
         return self.state / "reports"
 
