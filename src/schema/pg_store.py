@@ -306,8 +306,12 @@ class PostgresEventStore(BaseEventStore):
         return PgExecutor(self._conn)
 
     def _cut_own_session(self) -> None:
+        """End this connection's session from another one, as an administrator or a restart would:
+        this client learns of it only when it next uses the connection."""
         with self._lock, contextlib.suppress(psycopg.Error):
-            self._conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            pid = self._conn.info.backend_pid
+            with psycopg.connect(self.url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
 
     def _inject_refusal(self) -> None:
         self._cut_own_session()  # the write that follows meets the dead session, as after a server restart

@@ -65,6 +65,7 @@ def test_scheduled_report_and_a_stuck_alert_raised_then_resolved(spool: Spool) -
 
 def test_health_exit_codes(spool: Spool) -> None:
     spool.cli("init", "--root", str(spool.root), check=True)
+    spool.start(SPOOL_FREE_DISK_FLOOR_MB="0")  # without a daemon serving the spool health is never OK
     ok = spool.cli("health", "--root", str(spool.root), SPOOL_FREE_DISK_FLOOR_MB="0")
     assert ok.returncode == 0 and ok.stdout.startswith("status  OK")
     warn = spool.cli("health", "--root", str(spool.root), "--json", SPOOL_FREE_DISK_FLOOR_MB="100000000")
