@@ -157,7 +157,7 @@ def test_hostile_drops_never_stop_the_daemon_and_each_input_ends_once(spool: Spo
 
     @given(st.lists(drops, min_size=1, max_size=6))
     @settings(
-        max_examples=examples(25),
+        max_examples=examples(15),
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
         database=None,
