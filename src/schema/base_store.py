@@ -98,13 +98,22 @@ def out_key(out_stem: str | None) -> bytes | None:
 
 
 def intake_key(job: Job) -> str | None:
-    """What makes two notices of one dropped file the same (unique while the job is unfinished)."""
+    """What makes two notices of one dropped file the same (unique while the job is unfinished).
+
+    The file's identity only, never how it was settled: in a fleet one host may see a file's
+    rename and another only see it stand still, and both notices must meet on this key.
+    """
     if job.state.terminal:
         return None
     # ASCII (json.dumps escapes non-UTF-8 names): PostgreSQL text takes neither NUL nor surrogates.
-    if job.holds_inbox_name:  # one unfinished job per held name, whatever its writer does to the file
-        return held_key(job.source)
     return f"{job.size}:{job.mtime_ns}:{json.dumps(job.source)}"
+
+
+def hold_key(job: Job) -> str | None:
+    """The inbox name an unfinished job taken in place holds (unique: one such job per name)."""
+    if job.state.terminal or not job.holds_inbox_name:
+        return None
+    return held_key(job.source)
 
 
 def held_key(source: str) -> str:
@@ -114,11 +123,12 @@ def held_key(source: str) -> str:
 def write_job(x: Executor, job: Job) -> None:
     x.execute(
         "INSERT INTO jobs (id, state, version, submitted_at, updated_at, finished_at, sha256,"
-        " options_key, out_key, intake_key, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " options_key, out_key, intake_key, hold_key, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET state=excluded.state, version=excluded.version,"
         " updated_at=excluded.updated_at, finished_at=excluded.finished_at,"
         " sha256=excluded.sha256, options_key=excluded.options_key,"
-        " out_key=excluded.out_key, intake_key=excluded.intake_key, doc=excluded.doc",
+        " out_key=excluded.out_key, intake_key=excluded.intake_key, hold_key=excluded.hold_key,"
+        " doc=excluded.doc",
         (
             job.id,
             job.state.value,
@@ -130,6 +140,7 @@ def write_job(x: Executor, job: Job) -> None:
             job.options_key,
             out_key(job.out_stem),
             intake_key(job),
+            hold_key(job),
             json.dumps(job.to_dict(), separators=(",", ":"), sort_keys=True),
         ),
     )
@@ -448,7 +459,7 @@ class BaseEventStore:
 
     def holder(self, source: str) -> Job | None:
         """The unfinished job that holds this inbox name (a file written in place), if any."""
-        rows = self._read("SELECT doc FROM jobs WHERE intake_key = ?", (held_key(source),))
+        rows = self._read("SELECT doc FROM jobs WHERE hold_key = ?", (held_key(source),))
         return _job(rows[0]) if rows else None
 
     def submitted_between(self, start_iso: str, end_iso: str) -> list[Job]:

@@ -262,7 +262,7 @@ class PostgresEventStore(BaseEventStore):
                 with self._conn.transaction():
                     yield PgExecutor(self._conn)
             except pg_errors.UniqueViolation as e:
-                if "jobs_intake" in str(e):
+                if "jobs_intake" in str(e) or "jobs_hold" in str(e):
                     raise AlreadySubmitted(one_line(e)) from e
                 raise StoreError(f"PostgreSQL refused a write: {one_line(e)}") from e
             except pg_errors.InsufficientPrivilege as e:

@@ -68,7 +68,7 @@ class SQLiteEventStore(BaseEventStore):
             except sqlite3.IntegrityError as e:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                if "intake_key" in str(e):
+                if "intake_key" in str(e) or "hold_key" in str(e):
                     raise AlreadySubmitted(str(e)) from e
                 raise migrate.translate(e, self.path) from e
             except sqlite3.Error as e:

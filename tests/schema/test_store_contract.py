@@ -245,6 +245,33 @@ def test_one_unfinished_job_per_dropped_file(store: EventStore) -> None:
     store.append("job-c", [submitted("c", "x.wav")])  # the file dropped again after the first ended
 
 
+@pytest.mark.parametrize("first", ["rename", "looks", "mtime", "scan"])
+@pytest.mark.parametrize("second", ["rename", "looks", "mtime", "scan"])
+def test_one_file_is_one_job_however_each_host_settled_it(store: EventStore, first: str, second: str) -> None:
+    """One host saw the rename, another only saw the file stand still: the two notices still meet."""
+    from schema.errors import AlreadySubmitted
+
+    store.append("job-a", [dataclasses.replace(submitted("a", "x.wav"), settled_by=first)])
+    with pytest.raises(AlreadySubmitted):
+        store.append("job-b", [dataclasses.replace(submitted("b", "x.wav"), settled_by=second)])
+    assert store.job("b") is None and len(store.read_all()) == 1
+
+
+def test_a_held_name_admits_one_job_whatever_the_file_became(store: EventStore) -> None:
+    from schema.errors import AlreadySubmitted
+
+    store.append("job-a", [dataclasses.replace(submitted("a", "x.wav"), settled_by="looks")])
+    held = store.holder("x.wav")
+    assert held is not None and held.id == "a" and store.holder("y.wav") is None
+    grown = dataclasses.replace(submitted("b", "x.wav"), settled_by="looks", size=99)  # its writer went on
+    with pytest.raises(AlreadySubmitted):
+        store.append("job-b", [grown])
+    store.append("job-c", [dataclasses.replace(submitted("c", "x.wav"), settled_by="rename", size=99)])
+    store.append("job-a", [ev.JobCancelled(failed_path="x.wav")])
+    assert store.holder("x.wav") is None
+    store.append("job-d", [dataclasses.replace(submitted("d", "x.wav"), settled_by="looks", size=7)])
+
+
 def test_leases_are_projected(store: EventStore) -> None:
     store.append(ev.DAEMON_STREAM, [ev.DaemonLeaseRenewed(instance="i1", host="h1", pid=7, until="2030-01-01")])
     store.append(ev.DAEMON_STREAM, [ev.DaemonLeaseRenewed(instance="i1", host="h1", pid=7, until="2031-01-01")])
