@@ -12,7 +12,7 @@ help:
 	@echo "make run     set up and run the daemon on $(SPOOL_ROOT) (drop audio into $(SPOOL_ROOT)/inbox/)"
 	@echo "make test    set up and run the test suite"
 	@echo "make setup   create .venv from uv.lock (idempotent); the CLI is .venv/bin/spool"
-	@echo "make lint    ruff + mypy"
+	@echo "make lint    ruff + mypy + the layout rules (tests/unit/test_architecture.py)"
 	@echo "make fuzz   the property/fuzz tests at 20x their make-test size (SPOOL_FUZZ_SCALE)"
 	@echo "make reliability   fuzz at 20x, then the fault-injection soak (long), writes docs/reliability.md"
 	@echo "make bench   benchmarks, writes docs/performance.md (bench-quick: smoke run)"
@@ -41,6 +41,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_architecture.py
 
 # The fuzz tests of `make test`, 20 times larger (SPOOL_FUZZ_SCALE=1 is the make test size).
 FUZZ_TESTS := tests/unit/test_config_fuzz.py tests/cli/test_cli_fuzz.py tests/spool/test_handover.py tests/fuzz

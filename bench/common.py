@@ -158,7 +158,7 @@ class Daemon:
 
     def init(self) -> Daemon:
         subprocess.run(
-            [sys.executable, "-m", "processor.cli", "init", "--root", str(self.root)],
+            [sys.executable, "-m", "spoolscribe", "init", "--root", str(self.root)],
             check=True,
             env=self.env(),
             capture_output=True,
@@ -175,7 +175,7 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "processor.cli", "run", "--root", str(self.root)],
+                [sys.executable, "-m", "spoolscribe", "run", "--root", str(self.root)],
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 env=self.env(),

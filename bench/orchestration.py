@@ -119,7 +119,7 @@ def query_latency(jobs: int, events: int, repeats: int = 20) -> dict[str, Any]:
     import sys
 
     from processor import config, views
-    from processor.cli import status_data
+    from processor.status import status_data
 
     root = big_store(jobs, events)
     try:
@@ -142,7 +142,7 @@ def query_latency(jobs: int, events: int, repeats: int = 20) -> dict[str, Any]:
         for _ in range(5):
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "processor.cli", "status", "--json", "--root", str(root)],
+                [sys.executable, "-m", "spoolscribe", "status", "--json", "--root", str(root)],
                 check=True,
                 capture_output=True,
             )

@@ -134,7 +134,7 @@ class Spool:
         log = self.root / f"daemon-{len(self.daemons)}.out"
         fh = open(log, "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "processor.cli", "run", "--root", str(self.root), *args],
+            [sys.executable, "-m", "spoolscribe", "run", "--root", str(self.root), *args],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=self.env(**env),
@@ -150,7 +150,7 @@ class Spool:
 
     def cli(self, *args: str, check: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "processor.cli", *args],
+            [sys.executable, "-m", "spoolscribe", *args],
             capture_output=True,
             text=True,
             env=self.env(**env),

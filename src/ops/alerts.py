@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ground.errors import ConfigError
 from ops.metrics import DESCRIPTIONS
 from schema import checks
-from schema.errors import ConfigError
 
 LEVELS = ("info", "warning", "critical")
 OPS: dict[str, Callable[[float, float], bool]] = {

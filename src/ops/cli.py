@@ -10,11 +10,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ground.errors import SpoolError
 from ops import alerts as alerts_mod
 from ops import report as report_mod
 from processor import liveness
 from processor.config import Settings
-from schema.errors import SpoolError, StoreError
+from schema.errors import StoreError
 from schema.jobs import JobState
 from schema.store import EventStore
 from spool import names
@@ -82,7 +83,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def top_snapshot(settings: Settings, store: EventStore) -> dict[str, Any]:
-    from processor.cli import status_data
+    from processor.status import status_data
 
     data = status_data(settings, store)
     running = store.jobs([JobState.running, JobState.publishing])
@@ -150,7 +151,7 @@ def register(add: Add) -> None:
     add("health", cmd_health, "health report now; exit 0 ok, 1 warning, 2 critical")
     report = add("report", cmd_report, "write the health report now (state/reports/latest.html) and print its path")
     report.add_argument("--open", action="store_true", help="also open it in a web browser, where there is one")
-    from processor.cli import seconds
+    from processor.argtypes import seconds
 
     top = add("top", cmd_top, "live view of running jobs, workers, queue and alerts (q quits)")
     top.add_argument("--interval", type=seconds, default=0.5, help="refresh period in seconds (<= 1)")

@@ -15,8 +15,8 @@ from typing import Any
 
 import psutil
 
+from ground.times import iso
 from schema.jobs import Job, JobState
-from schema.sqlite_store import iso
 from schema.store import EventStore
 from spool.layout import Layout
 

@@ -43,11 +43,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ground.errors import ConfigError
+from ground.times import iso, utc_now
 from schema import checks
 from schema import events as ev
-from schema.errors import ConfigError
 from schema.mapper import Recorded, to_jsonable
-from schema.sqlite_store import SQLiteEventStore, iso, utc_now
+from schema.sqlite_store import SQLiteEventStore
 from schema.store import EventStore
 
 STREAM = "notifications"

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ground.times import iso
 from ops import alerts as alerts_mod
 from ops import metrics as metrics_mod
 from processor.config import Settings
-from schema.sqlite_store import iso
 from schema.store import EventStore
 from spool import fsio
 from spool.layout import Layout

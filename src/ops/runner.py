@@ -12,17 +12,16 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from ground.times import iso
 from ops import alerts as alerts_mod
 from ops import backup as backup_mod
-from ops import html_report, retention, sweep
+from ops import html_report, retention
 from ops import metrics as metrics_mod
 from ops import report as report_mod
 from ops.context import OpsContext
 from ops.notify import Notifier, parse
-from processor.supervisor import kill_recorded
 from schema import events as ev
 from schema.jobs import JobState
-from schema.sqlite_store import iso
 
 LEVEL_METHOD = {"critical": "critical", "warning": "warning", "info": "info"}
 LEADER_ONLY = frozenset({"sweep", "metrics", "report", "retention", "compaction", "backup"})
@@ -74,23 +73,8 @@ class OpsRunner:
     # --- the jobs -------------------------------------------------------------------
 
     def job_sweep(self) -> None:
-        if self.ctx.orphan is None:
-            return
-        s = self.ctx.settings
-        findings = sweep.sweep(
-            self.ctx.store,
-            self.ctx.supervised(),
-            self.ctx.now(),
-            s.stall_s,
-            s.grace_s,
-            self.ctx.orphan,
-            kill_recorded,
-            classify=self.ctx.classify,
-            may_take=self.ctx.may_take,
-        )
-        acted = [f for f in findings if f.verdict.value != "alive"]
-        if acted:
-            self.ctx.log.warning("sweep", orphaned=[(f.job.id, f.verdict.value) for f in acted])
+        if self.ctx.sweep is not None:
+            self.ctx.sweep()
 
     def job_rescan(self) -> None:
         if self.ctx.rescan is not None:

@@ -9,7 +9,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-from schema.errors import SpoolError
+from ground.errors import SpoolError
 
 SAMPLE_RATE = 16_000
 

@@ -11,25 +11,39 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ground.errors import SpoolError
 from processor import cli_errors, config, views
+from processor.argtypes import count, seconds
 from processor.config import Settings
+from processor.status import status_data
 from processor.submit import cmd_submit
 from schema import events as ev
-from schema.errors import JobNotFound, SpoolError
+from schema.errors import JobNotFound
 from schema.jobs import Job, JobState
 from schema.store import EventStore
 from spool import fsio, names
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+Add = Callable[[str, Handler, str], argparse.ArgumentParser]
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """What the composition root (``spoolscribe/``) plugs in: other packages' commands, the checks of
+    their configuration sections, and the daemon's scheduler.  Empty: processor's commands alone."""
+
+    commands: Sequence[Callable[[Add], None]] = ()
+    checks: Sequence[Callable[[Settings], None]] = ()
+    scheduler: Callable[[Any], Any] | None = None
 
 
 def _out(text: str) -> None:
@@ -41,13 +55,14 @@ def _json(data: Any) -> None:
     sys.stdout.write(names.json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
-def _store(settings: Settings) -> EventStore:
+def _store(args: argparse.Namespace, settings: Settings) -> EventStore:
+    """The spool's store, closed when the command ends (``main`` closes ``args.closing``), however it ends."""
     layout = settings.layout
     if not layout.root.is_dir():
         raise SpoolError(
             f"{layout.root} is not a spool (no such directory); create one with `spool init --root {layout.root}`"
         )
-    return settings.open_store()
+    return args.closing.enter_context(contextlib.closing(settings.open_store()))
 
 
 def _find_job(store: EventStore, ref: str) -> Job:
@@ -87,67 +102,19 @@ def _undo(made: list[Path], db: Path) -> None:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from processor.daemon import main_run
 
-    return main_run(settings, os.environ, once=args.once)
-
-
-def status_data(settings: Settings, store: EventStore) -> dict[str, Any]:
-    from processor import liveness
-    from spool.scan import Kind, scan
-
-    layout = settings.layout
-    live = liveness.inspect(layout, store)
-    counts = store.count_by_state()
-    running = [views.job_item(j) for j in store.jobs([JobState.running, JobState.publishing])]
-    inbox = sum(1 for e in scan(layout.inbox) if e.kind in (Kind.candidate, Kind.special))
-    return {
-        "root": str(layout.root),
-        "daemon": {"running": live.alive, "pid": live.pid, "stale": live.pid is not None and not live.alive},
-        "paused": live.paused,
-        "problems": live.problems,
-        "counts": {s: counts.get(s, 0) for s in views.STATE_ORDER},
-        "queue_depth": counts.get("queued", 0) + counts.get("retry_wait", 0),
-        "inbox_files": inbox,
-        "running": running,
-        "alerts": store.firing_alerts() if hasattr(store, "firing_alerts") else [],
-        **({"fleet": fleet_data(store)} if store.fleet else {}),
-    }
-
-
-def fleet_data(store: EventStore, recent_s: float = 600.0) -> list[dict[str, Any]]:
-    """The fleet's daemons: live ones, and those whose lease ended in the last ``recent_s``."""
-    from datetime import datetime, timedelta
-
-    now = store.db_now()
-    since = (datetime.fromisoformat(now) - timedelta(seconds=recent_s)).isoformat(timespec="microseconds")
-    holder = store.leader_session()
-    leader = holder.instance if holder else None
-    running: dict[str, int] = {}
-    for job in store.jobs([JobState.running, JobState.publishing]):
-        running[job.instance or ""] = running.get(job.instance or "", 0) + 1
-    return [
-        {
-            "host": lease["host"],
-            "instance": lease["instance"],
-            "pid": lease["pid"],
-            "alive": lease["until"] > now,
-            "lease_until": lease["until"],
-            "leader": lease["instance"] == leader,
-            "jobs_running": running.get(lease["instance"], 0),
-        }
-        for lease in sorted(store.leases(), key=lambda row: (row["host"], row["until"]))
-        if lease["until"] > since
-    ]
+    assembly: Assembly = getattr(args, "assembly", Assembly())
+    return main_run(settings, os.environ, once=args.once, scheduler_factory=assembly.scheduler)
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = _store(args, settings)
     data = status_data(settings, store)
     _json(data) if args.json else _out(views.status_text(data))
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = _store(args, settings)
     states = [JobState(s) for s in args.state] if args.state else []
     jobs = store.jobs(states)
     if args.limit:
@@ -157,7 +124,7 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = _store(args, settings)
     job = _find_job(store, args.job)
     detail = views.job_detail(job, store.read(ev.job_stream(job.id)))
     _json(detail) if args.json else _out(views.job_text(detail))
@@ -165,7 +132,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = _store(args, settings)
     stream = ev.job_stream(_find_job(store, args.job).id) if args.job else None
     records = store.read(stream) if stream else store.read_all(0)
     if args.limit:
@@ -193,7 +160,7 @@ def _print_event(rec: Any, as_json: bool) -> None:
 
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = _store(args, settings)
     job = _find_job(store, args.job)
     path = settings.layout.job_log(job.id)
     if not path.exists() and not args.follow:
@@ -229,7 +196,7 @@ def _follow_file(path: Path, store: EventStore, job_id: str) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = _store(args, settings)
     job = _find_job(store, args.job)
     if job.state.terminal:
         raise SpoolError(f"job {job.id} is already {job.state.value}; nothing to cancel")
@@ -242,7 +209,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = _store(args, settings)
     job = _find_job(store, args.job)
     if job.state not in (JobState.failed, JobState.cancelled):
         raise SpoolError(f"job {job.id} is {job.state.value}; only failed or cancelled jobs can be retried")
@@ -266,7 +233,7 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from schema.replay import verify
 
-    store = _store(settings)
+    store = _store(args, settings)
     report = verify(store)
     if args.json:
         _json(
@@ -287,7 +254,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     layout = settings.layout
-    store = settings.open_store(create=args.create, upgrade=True)
+    store = args.closing.enter_context(contextlib.closing(settings.open_store(create=args.create, upgrade=True)))
     version, known = store.schema_version(), store.known_version()
     if settings.store:
         from schema.pg_store import redact
@@ -295,7 +262,6 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         where = redact(store.url)
     else:
         where = str(layout.db)
-    store.close()
     _out(f"{where}: schema version {version} (this spoolscribe knows {known})")
     return 0
 
@@ -347,24 +313,6 @@ class _Parser(argparse.ArgumentParser):
         raise cli_errors.UsageError(message, self.prog)
 
 
-def count(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    if not re.fullmatch(r"\s*[0-9]{1,9}\s*", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return int(text)
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= 1e9):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
-    return value
-
-
 def _common(top: bool) -> _Parser:
     """The options every command takes.  On the top parser they have defaults; after the command they
     are SUPPRESSed unless given, so ``spool --root R status`` is not undone by the command's own copy."""
@@ -381,7 +329,7 @@ def _common(top: bool) -> _Parser:
     return common
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(commands: Sequence[Callable[[Add], None]] = ()) -> argparse.ArgumentParser:
     p = _Parser(
         prog="spool",
         description="spoolscribe: drop audio into inbox/, get transcripts in outbox/",
@@ -430,19 +378,9 @@ def _parser() -> argparse.ArgumentParser:
     mdl.add_argument("action", nargs="?", choices=["list", "install"], default="list")
     mdl.add_argument("name", nargs="?")
     mdl.add_argument("--engine", choices=["mlx", "faster-whisper"], default="mlx")
-    _extend(add)
+    for register in commands:  # other packages' commands (ops: health, top, report), from the root
+        register(add)
     return p
-
-
-def _extend(add: Callable[[str, Handler, str], argparse.ArgumentParser]) -> None:
-    """Commands that live in ops/ register here (health, top, report)."""
-    import importlib
-
-    try:
-        ops_cli = importlib.import_module("ops.cli")
-    except ModuleNotFoundError:
-        return
-    ops_cli.register(add)
 
 
 def _key_help(key: str) -> str:
@@ -456,15 +394,18 @@ RUN_FLAGS = ("engine", "model", "workers", "settle_s", "max_attempts", "log_leve
 FLAG_KEYS = ("root", "store", "state_dir", *RUN_FLAGS)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, assembly: Assembly | None = None) -> int:
     """Parse, build settings, run one command; every way that can fail ends in :func:`cli_errors.report`."""
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words  # known before parsing, so even a parse failure can show its traceback
     try:
-        args = _parser().parse_args(words)
+        assembly = assembly or Assembly()
+        args = _parser(assembly.commands).parse_args(words)
+        args.assembly = assembly
         flags = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k, None) is not None}
-        settings = config.load(flags, os.environ)
-        code = int(args.handler(args, settings))
+        settings = config.load(flags, os.environ, checks=assembly.checks)
+        with contextlib.ExitStack() as args.closing:  # what the command opened is closed, also on an error
+            code = int(args.handler(args, settings))
         sys.stdout.flush()  # a closed pipe shows here, inside the discipline, not at interpreter exit
         return code
     except SystemExit as e:  # --help and friends: argparse printed to stdout and wants to exit
@@ -478,5 +419,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_errors.report(e, debug=debug)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # processor's commands alone; `spool` (spoolscribe.main) adds ops'
     sys.exit(main())

@@ -26,8 +26,8 @@ import sys
 import traceback
 from typing import TextIO
 
+from ground.errors import SpoolError
 from schema import checks
-from schema.errors import SpoolError
 
 OK, BAD_REQUEST, BAD_CONFIG, REFUSED, OS_REFUSED, INTERNAL = 0, 1, 2, 3, 4, 70
 INTERRUPTED, BROKEN_PIPE = 130, 141

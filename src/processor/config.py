@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ground.errors import ConfigError
 from processor import config_check as cc
 from processor import config_sources as sources
 from processor import options as opt
-from schema.errors import ConfigError
 from schema.store import EventStore, open_store
 from spool.layout import Layout
 
@@ -131,7 +131,7 @@ class Settings:
     notify: dict[str, Any] = _f({}, "notification targets: [[notify.webhooks]], [[notify.commands]]")
 
     def __post_init__(self) -> None:
-        cc.check_settings(self)  # every field, the job defaults, [profiles] [alerts] [notify]
+        cc.check_settings(self)  # every field, the job defaults, [profiles]; [alerts] [notify]: load(checks=)
 
     @property
     def layout(self) -> Layout:
@@ -187,6 +187,7 @@ def load(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    checks: Sequence[Callable[[Settings], None]] = (),
 ) -> Settings:
     """Build settings from flags > env > spool.toml (or ``$SPOOL_CONFIG``) > defaults.
 
@@ -215,7 +216,10 @@ def load(
             chosen[name], values[name] = given, _value(table[name], given)
     values["root"] = values.get("root", Path("spool")).absolute()  # watcher events carry absolute paths
     try:
-        return Settings(**values)
+        settings = Settings(**values)
+        for check in checks:  # the sections other packages own ([alerts], [notify]: ops), handed in by the root
+            check(settings)
+        return settings
     except ConfigError as e:  # a rule spanning fields, or inside a section: name where the key was set
         top = e.key.split(".")[0].split("[")[0]
         winner = chosen.get(top)

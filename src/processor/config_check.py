@@ -12,7 +12,7 @@ Per value, the same two steps whatever the source:
 
 Then :func:`check_settings` checks what spans fields or nests: the job
 defaults through the same options schema as profiles and sidecars, and the
-sections ``[profiles.*]``, ``[alerts.*]`` and ``[notify]``, parsed completely
+sections ``[profiles.*]`` (and, through ``load(checks=)``, ops' ``[alerts.*]`` and ``[notify]``), parsed completely
 now rather than when the scheduler first needs them.  A field added to
 :class:`processor.config.Settings` gets all of this from its type alone.
 """
@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ground.errors import ConfigError
 from processor import options as opt
 from processor.config_sources import Given
 from schema import checks
-from schema.errors import ConfigError
 from spool import names
 
 Field = dataclasses.Field[Any]
@@ -252,7 +252,6 @@ def check_settings(settings: Any) -> None:
             except opt.InvalidOptions as e:
                 raise ConfigError(key, e.problem) from None
     check_profiles(settings.profiles)
-    check_ops_sections(settings.alerts, settings.notify, settings.free_disk_floor_mb)
 
 
 def check_profiles(profiles: Mapping[str, Any]) -> None:
@@ -273,18 +272,3 @@ def check_profiles(profiles: Mapping[str, Any]) -> None:
                 opt.validate({option: value}, source=key, allow_operator_keys=True)
             except opt.InvalidOptions as e:
                 raise ConfigError(f"{key}.{option}", e.problem) from None
-
-
-def check_ops_sections(alerts: Any, notify: Any, free_disk_floor_mb: float) -> None:
-    """``[alerts.*]`` and ``[notify]``, parsed by their owners now, so a mistake stops the start.
-
-    The one place configuration reaches into ``ops/``: those sections' schemas
-    belong to the code that uses them, and the settings object, built once at
-    the entry point, is where they are checked (as the scheduler is started
-    from here, DESIGN.md "Code layout").
-    """
-    from ops import alerts as alerts_mod
-    from ops import notify as notify_mod
-
-    alerts_mod.parse_rules(alerts, free_disk_floor_mb)
-    notify_mod.parse(notify)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schema.errors import ConfigError
+from ground.errors import ConfigError
 
 ENV_PREFIX = "SPOOL_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"

@@ -28,10 +28,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ground.errors import SpoolError
+from ground.times import iso
 from schema import events as ev
-from schema.errors import SpoolError
 from schema.jobs import Job
-from schema.sqlite_store import iso
 from schema.store import EventStore
 
 

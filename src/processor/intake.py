@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ground.times import iso
 from processor import options as opt
 from processor.clock import Clock
 from processor.config import Settings
@@ -26,7 +27,6 @@ from schema import events as ev
 from schema.errors import AlreadySubmitted, ConcurrencyError, StoreError
 from schema.jobs import Job
 from schema.reasons import Reason
-from schema.sqlite_store import iso
 from spool import fsio, moves, names, tickets
 from spool.fsio import NotRegularFile, open_regular
 from spool.layout import Layout

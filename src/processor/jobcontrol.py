@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from ground.times import iso
 from processor import policy
 from processor.clock import Clock
 from processor.config import Settings
@@ -27,7 +28,6 @@ from processor.supervisor import Exit, WorkerProcess, WorkerState, kill_adopted
 from schema import events as ev
 from schema.errors import StaleAttempt, StoreError
 from schema.jobs import Job, JobState
-from schema.sqlite_store import iso
 
 __all__ = ["JobControl", "Run", "StopReason"]
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ground.times import iso
 from processor import outputs, policy
 from processor.clock import Clock
 from processor.config import Settings
@@ -21,7 +22,7 @@ from schema import events as ev
 from schema.errors import StaleAttempt
 from schema.jobs import Job, JobState
 from schema.reasons import INPUT_CONTENT, Reason
-from schema.sqlite_store import iso, out_key
+from schema.sqlite_store import out_key
 from schema.store import ANY, EventStore
 from spool import faults, moves, names
 from spool.layout import Layout

@@ -17,7 +17,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from schema.errors import SpoolError
+from ground.errors import SpoolError
 
 
 class AlreadyRunning(SpoolError):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from schema.errors import SpoolError
+from ground.errors import SpoolError
 
 BUNDLED = "tiny.en"
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from schema.errors import SpoolError
+from ground.errors import SpoolError
 
 FORMATS = ("txt", "srt", "vtt", "tsv", "json")
 ENGINES = ("auto", "mlx", "faster-whisper", "test")

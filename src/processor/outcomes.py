@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from ground.times import iso
 from processor.clock import Clock
 from processor.config import Settings
 from processor.lifecycle import Lifecycle
@@ -34,7 +35,6 @@ from schema import events as ev
 from schema.errors import StaleAttempt, StoreError
 from schema.jobs import Job, JobState
 from schema.reasons import Reason
-from schema.sqlite_store import iso
 
 RECONCILE_S = 1.0
 IO_TRIES = 3

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processor.lifecycle import Lifecycle
-from processor.supervisor import kill_recorded
-from schema import events as ev
+from processor.orphans import Orphans
 from schema.errors import ConcurrencyError
 from schema.jobs import Job, JobState
+from schema.reasons import Reason
 from spool import fsio, moves
 
 
@@ -42,23 +42,23 @@ class RecoveryReport:
 
 def recover(
     lifecycle: Lifecycle,
-    grace_s: float,
+    orphans: Orphans,
     log: Any,
     may_take: Callable[[Job], bool] = lambda job: True,
-    host: str = "",
-    adopt: Callable[[Job], Job | None] = lambda job: job,
 ) -> RecoveryReport:
     """``may_take``: in a fleet, whether a job left running or publishing is this daemon's to finish
-    (its own previous instance, or a host whose lease ran out); another live host's work is left alone.
-    ``adopt`` makes a publishing job this daemon's (None: someone else got to it first)."""
+    (its own previous instance, or a host whose lease ran out); another live host's work is left alone."""
     store, layout = lifecycle.store, lifecycle.layout
     report = RecoveryReport()
     live = store.jobs([JobState.running, JobState.publishing, JobState.queued, JobState.retry_wait])
     for job in live:
         if job.state is JobState.running and may_take(job):
-            _orphan(lifecycle, job, grace_s, report, host)
+            killed = orphans.record(job, Reason.daemon_died)
+            if killed is not None:
+                report.orphaned.append(job.id)
+                report.killed += [job.id] if killed else []
         elif job.state is JobState.publishing and may_take(job):
-            adopted = adopt(job)
+            adopted = _adopted(orphans, job)
             if adopted is not None and lifecycle.quiet_wait(adopted) <= 0:
                 with lifecycle.attempt(adopted.worker):
                     lifecycle.publish_when_quiet(adopted)
@@ -75,26 +75,11 @@ def recover(
     return report
 
 
-def _orphan(lifecycle: Lifecycle, job: Job, grace_s: float, report: RecoveryReport, host: str) -> None:
-    killed = False
-    on_this_host = job.host in (None, "", host)  # a pid recorded on another host means nothing here
-    if on_this_host and job.pid is not None and job.create_time is not None:
-        killed = kill_recorded(job.pid, job.create_time, grace_s)
-    if killed:
-        report.killed.append(job.id)
-    orphaned = ev.JobOrphaned(reason="daemon_died", pid=job.pid, killed=killed)
+def _adopted(orphans: Orphans, job: Job) -> Job | None:
     try:
-        lifecycle.fail(
-            job,
-            "daemon_died",
-            "the daemon stopped while this job ran; it resumes from its last checkpoint",
-            retryable=True,
-            prefix=[orphaned],
-            judged=True,
-        )
-    except ConcurrencyError:
-        return  # in a fleet, another daemon's sweep got there first
-    report.orphaned.append(job.id)
+        return orphans.adopt(job, hold=False)
+    except ConcurrencyError:  # another host adopted it first
+        return None
 
 
 def _work_dirs(lifecycle: Lifecycle, report: RecoveryReport, log: Any) -> None:

@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ground.errors import SpoolError
 from processor import views
 from processor.cli_errors import REFUSED, one_line
 from processor.config import Settings
 from processor.lock import holder_pid
 from schema import events as ev
-from schema.errors import SpoolError
 from schema.store import EventStore
 from spool import handover
 from spool.tickets import Ticket

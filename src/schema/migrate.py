@@ -20,8 +20,9 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from schema.durable import fsync_dir
-from schema.errors import DatabaseDamaged, SchemaTooNew, SpoolError, StoreBusy, StoreCannotOpen, StoreError, StoreFull
+from ground.durable import fsync_dir
+from ground.errors import SpoolError
+from schema.errors import DatabaseDamaged, SchemaTooNew, StoreBusy, StoreCannotOpen, StoreError, StoreFull
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")

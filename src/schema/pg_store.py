@@ -35,7 +35,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
 
-from schema.base_store import BaseEventStore, Clock, Dialect, Executor, Leader, utc_now
+from ground.times import utc_now
+from schema.base_store import BaseEventStore, Clock, Dialect, Executor, Leader
 from schema.errors import AlreadySubmitted, SchemaTooNew, StoreError, StoreRefused, StoreUnreachable
 from schema.events import JobInputChanged, JobRequeued, JobRetryScheduled, JobSubmitted
 from schema.mapper import Recorded

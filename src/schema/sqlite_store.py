@@ -18,20 +18,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ground.times import utc_now
 from schema import migrate
 from schema.base_store import (  # re-exported: the rest of the code imports them from here
     BaseEventStore,
     Clock,
     Dialect,
     Executor,
-    iso,
     out_key,
-    utc_now,
     write_job,
 )
 from schema.errors import AlreadySubmitted, StoreBusy
 
-__all__ = ["SQLiteEventStore", "iso", "out_key", "utc_now", "write_job"]
+__all__ = ["SQLiteEventStore", "out_key", "write_job"]
 
 
 class SQLiteEventStore(BaseEventStore):

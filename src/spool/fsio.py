@@ -16,8 +16,8 @@ import shutil
 import stat
 from pathlib import Path
 
-from schema.durable import fsync_dir
-from schema.errors import SpoolError
+from ground.durable import fsync_dir
+from ground.errors import SpoolError
 from spool import faults
 
 FILE_MODE = 0o640

@@ -26,8 +26,8 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from schema.durable import fsync_dir
-from schema.errors import SpoolError
+from ground.durable import fsync_dir
+from ground.errors import SpoolError
 from spool import names, tickets
 
 MAX_NAME_BYTES = 255 - len(".") - len(tickets.SUFFIX) - len(" (999)")

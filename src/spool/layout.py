@@ -7,7 +7,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from schema.errors import LayoutError
+from ground.errors import LayoutError
 
 DIR_MODE = 0o750
 

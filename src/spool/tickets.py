@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from schema.errors import SpoolError
+from ground.errors import SpoolError
 from spool import fsio
 
 SUFFIX = ".ticket"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from processor.cli import main
 from schema import events as ev
 from schema.sqlite_store import SQLiteEventStore
+from spoolscribe.main import main
 from tests.conftest import Spool, script
 from tests.unit.events_fixtures import started, submitted
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from processor import cli_errors
-from processor.cli import main
+from spoolscribe.main import main
 from tests.conftest import REPO
 from tests.mounts import tmpfs, unprivileged
 
@@ -39,7 +39,7 @@ def cli(*argv: str, prefix: tuple[str, ...] = (), stdout: int = subprocess.PIPE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
     env["PYTHONPATH"] = str(REPO / "src")
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "processor.cli", *argv],
+        [*prefix, sys.executable, "-m", "spoolscribe", *argv],
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
@@ -219,7 +219,7 @@ def test_ctrl_c_is_quiet_exit_130(root: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
     env["PYTHONPATH"] = str(REPO / "src")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "processor.cli", "events", "--follow", "--root", str(root)],
+        [sys.executable, "-m", "spoolscribe", "events", "--follow", "--root", str(root)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

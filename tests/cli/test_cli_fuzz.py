@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processor import cli_errors
-from processor.cli import main
 from schema.sqlite_store import SQLiteEventStore
+from spoolscribe.main import main
 from tests.fuzz import examples
 from tests.unit.events_fixtures import started, submitted
 

@@ -118,7 +118,7 @@ def test_a_schema_that_is_not_ours_is_refused_and_readers_never_write(tmp_path: 
             s.cleanup()
     missing = URL + ("&" if "?" in URL else "?") + "options=-csearch_path%3Dno_such_schema_here"
     got = subprocess.run(
-        [sys.executable, "-m", "processor.cli", "status", "--root", str(tmp_path), "--store", missing],  # type: ignore[operator]
+        [sys.executable, "-m", "spoolscribe", "status", "--root", str(tmp_path), "--store", missing],  # type: ignore[operator]
         capture_output=True,
         text=True,
         cwd=REPO,

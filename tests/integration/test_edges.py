@@ -90,7 +90,7 @@ def test_an_unreadable_input_fails_as_unreadable_in_one_attempt(spool: Spool) ->
     log = spool.root / "daemon-nocaps.out"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [*drop_caps, "--", sys.executable, "-m", "processor.cli", "run", "--root", str(spool.root)],
+            [*drop_caps, "--", sys.executable, "-m", "spoolscribe", "run", "--root", str(spool.root)],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,

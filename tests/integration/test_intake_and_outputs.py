@@ -191,7 +191,7 @@ def test_a_new_relative_root_is_private_and_gets_watcher_events(spool: Spool, tm
     env = {**spool.env(), "SPOOL_ROOT": "fresh", "SPOOL_RESCAN_S": "3600"}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "processor.cli", "run", "--root", "fresh"],
+            [sys.executable, "-m", "spoolscribe", "run", "--root", "fresh"],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,

@@ -105,7 +105,7 @@ def test_a_daemon_stopping_while_wait_waits_ends_it_with_exit_3(spool: Spool, tm
     long.write_bytes(script(duration=600, segments=600, delay_s=0.5))
     d = spool.start()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "processor.cli", "submit", str(long), "--wait", "--root", str(spool.root)],
+        [sys.executable, "-m", "spoolscribe", "submit", str(long), "--wait", "--root", str(spool.root)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -133,7 +133,7 @@ def test_second_daemon_on_the_same_root_is_refused(spool: Spool) -> None:
     first = spool.start()
     t0 = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "processor.cli", "run", "--root", str(spool.root)],
+        [sys.executable, "-m", "spoolscribe", "run", "--root", str(spool.root)],
         capture_output=True,
         text=True,
         env=spool.env(),

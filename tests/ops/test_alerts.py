@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import structlog
 
+from ground.errors import ConfigError
 from ops import alerts
 from ops.runner import OpsRunner
 from schema import events as ev
-from schema.errors import ConfigError
 from tests.ops.conftest import MakeCtx
 
 

@@ -117,7 +117,7 @@ def test_top_draws_and_quits_on_q(spool: Spool) -> None:
         os.chdir(REPO)
         os.execve(
             sys.executable,
-            [sys.executable, "-m", "processor.cli", "top", "--root", str(spool.root), "--interval", "0.2"],
+            [sys.executable, "-m", "spoolscribe", "top", "--root", str(spool.root), "--interval", "0.2"],
             {**spool.env(), "TERM": "xterm", "COLUMNS": "100", "LINES": "30"},
         )
     screen = b""

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from ground.errors import ConfigError
+from ground.times import utc_now
 from ops import notify
 from processor import logs
 from processor.clock import FakeClock
 from schema import events as ev
-from schema.errors import ConfigError
 from schema.replay import verify
-from schema.sqlite_store import SQLiteEventStore, utc_now
+from schema.sqlite_store import SQLiteEventStore
 
 
 class Endpoint:

@@ -174,7 +174,7 @@ def test_r10_two_daemons_on_one_root(spool: Spool, record: Record) -> None:
             what="the first daemon to hold the lock",
         )
         second = subprocess.run(
-            [sys.executable, "-m", "processor.cli", "run", "--root", str(spool.root)],
+            [sys.executable, "-m", "spoolscribe", "run", "--root", str(spool.root)],
             capture_output=True,
             text=True,
             env=spool.env(),

@@ -562,7 +562,7 @@ def test_r25_fd_limit_and_a_100k_backlog(tmp_path: Path, record: Record) -> None
                     "import resource, runpy, sys\n"
                     "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
                     "sys.argv = ['spool', 'run', '--root', sys.argv[1]]\n"
-                    "runpy.run_module('processor.cli', run_name='__main__')\n",
+                    "runpy.run_module('spoolscribe', run_name='__main__')\n",
                     str(spool.root),
                 ],
                 stdout=fh,

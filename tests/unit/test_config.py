@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ground.errors import ConfigError
 from processor import config
 from processor.config_sources import Locator
-from schema.errors import ConfigError
+from spoolscribe.main import load_settings
 
 
 def write_toml(root: Path, text: str) -> Path:
@@ -23,12 +24,12 @@ def load_err(tmp_path: Path, toml: str | None = None, env: dict[str, str] | None
     if toml is not None:
         write_toml(tmp_path, toml)
     with pytest.raises(ConfigError) as info:
-        config.load({"root": str(tmp_path), **flags}, env or {})
+        load_settings({"root": str(tmp_path), **flags}, env or {})
     return str(info.value)
 
 
 def test_defaults_need_nothing(tmp_path: Path) -> None:
-    s = config.load({"root": str(tmp_path)}, {})
+    s = load_settings({"root": str(tmp_path)}, {})
     assert s.engine == "auto" and s.model == "tiny.en" and s.workers == 1
     assert s.formats == ["txt", "srt", "vtt", "json"]
 
@@ -36,7 +37,7 @@ def test_defaults_need_nothing(tmp_path: Path) -> None:
 def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
     write_toml(tmp_path, "workers = 2\nsettle_s = 5\nmax_attempts = 4\n")
     env = {"SPOOL_WORKERS": "3", "SPOOL_SETTLE_S": "7"}
-    s = config.load({"root": str(tmp_path), "workers": "4"}, env)
+    s = load_settings({"root": str(tmp_path), "workers": "4"}, env)
     assert s.workers == 4  # flag
     assert s.settle_s == 7.0  # env beats file
     assert s.max_attempts == 4  # file beats default
@@ -44,7 +45,7 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None
 
 
 def test_root_from_env(tmp_path: Path) -> None:
-    assert config.load({}, {"SPOOL_ROOT": str(tmp_path)}).root == tmp_path
+    assert load_settings({}, {"SPOOL_ROOT": str(tmp_path)}).root == tmp_path
 
 
 def test_bad_choice_names_key_source_and_allowed_values(tmp_path: Path) -> None:
@@ -153,7 +154,7 @@ def test_store_accepts_only_the_implemented_schemes(tmp_path: Path, store: str, 
 
 def test_postgres_urls_and_empty_are_stores(tmp_path: Path) -> None:
     for url in ("", "postgresql://u@h/db", "postgres://h/db"):
-        assert config.load({"root": str(tmp_path)}, {"SPOOL_STORE": url}).store == url
+        assert load_settings({"root": str(tmp_path)}, {"SPOOL_STORE": url}).store == url
 
 
 def test_every_source_is_checked_not_only_the_winner(tmp_path: Path) -> None:
@@ -173,14 +174,14 @@ def test_tables_have_no_environment_form(tmp_path: Path) -> None:
 
 
 def test_env_list_form_is_documented_and_accepted(tmp_path: Path) -> None:
-    s = config.load({"root": str(tmp_path)}, {"SPOOL_FORMATS": "txt, json"})
+    s = load_settings({"root": str(tmp_path)}, {"SPOOL_FORMATS": "txt, json"})
     assert s.formats == ["txt", "json"]
     assert "'doc' is not allowed" in load_err(tmp_path, env={"SPOOL_FORMATS": "doc"})
 
 
 def test_profiles_are_validated_key_by_key(tmp_path: Path) -> None:
     write_toml(tmp_path, '[profiles.interviews]\nlanguage = "de"\nengine = "mlx"\n')
-    s = config.load({"root": str(tmp_path)}, {})
+    s = load_settings({"root": str(tmp_path)}, {})
     assert s.profiles == {"interviews": {"language": "de", "engine": "mlx"}}
     msg = load_err(tmp_path, "[profiles.x]\noutput_dir = '/etc'\n")
     assert msg.startswith("config profiles.x.output_dir (") and "unknown option 'output_dir'" in msg
@@ -205,7 +206,7 @@ def test_a_file_that_cannot_be_parsed_is_one_error(tmp_path: Path, content: byte
 
 def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
     (tmp_path / "spool.toml").write_bytes(b"\xef\xbb\xbfworkers = 2\n")
-    assert config.load({"root": str(tmp_path)}, {}).workers == 2
+    assert load_settings({"root": str(tmp_path)}, {}).workers == 2
 
 
 def test_a_directory_fifo_or_dangling_link_where_the_file_should_be(tmp_path: Path) -> None:
@@ -234,30 +235,33 @@ def test_spool_config_must_exist(tmp_path: Path) -> None:
 def test_spool_config_may_set_the_root_but_the_spool_own_file_may_not(tmp_path: Path) -> None:
     etc = tmp_path / "etc.toml"
     etc.write_text(f'root = "{tmp_path / "srv"}"\nworkers = 2\n')
-    s = config.load({}, {"SPOOL_CONFIG": str(etc)})
+    s = load_settings({}, {"SPOOL_CONFIG": str(etc)})
     assert s.root == tmp_path / "srv" and s.workers == 2
-    assert config.load({"root": str(tmp_path / "x")}, {"SPOOL_CONFIG": str(etc)}).root == tmp_path / "x"
+    assert load_settings({"root": str(tmp_path / "x")}, {"SPOOL_CONFIG": str(etc)}).root == tmp_path / "x"
     msg = load_err(tmp_path, 'root = "/elsewhere"\n')
     assert "cannot be set in the spool's own spool.toml" in msg and "spool.toml:1" in msg
 
 
 def test_an_empty_root_is_not_the_current_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"config root \(--root\): '' is not a path"):
-        config.load({"root": ""}, {})
+        load_settings({"root": ""}, {})
 
 
 def test_settings_built_directly_are_checked_too(tmp_path: Path) -> None:
     import dataclasses
 
-    s = config.load({"root": str(tmp_path)}, {})
+    s = load_settings({"root": str(tmp_path)}, {})
     with pytest.raises(ConfigError, match="metrics_port: 70000 is above the maximum"):
         dataclasses.replace(s, metrics_port=70000)
+    # ops' sections are ops' to check: the root hands the check to every settings load
+    from ops.settings_check import check_sections
+
     with pytest.raises(ConfigError, match=r"alerts\.x\.threshold"):
-        dataclasses.replace(s, alerts={"x": {"metric": "queue_depth", "threshold": float("nan")}})
+        check_sections(dataclasses.replace(s, alerts={"x": {"metric": "queue_depth", "threshold": float("nan")}}))
 
 
 def test_settings_are_immutable(tmp_path: Path) -> None:
-    s = config.load({"root": str(tmp_path)}, {})
+    s = load_settings({"root": str(tmp_path)}, {})
     with pytest.raises(AttributeError):
         s.workers = 5  # type: ignore[misc]
 

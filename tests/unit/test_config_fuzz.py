@@ -23,8 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ground.errors import ConfigError
 from processor import config, config_check
-from schema.errors import ConfigError
+from spoolscribe.main import load_settings
 from tests.fuzz import examples
 
 FIELDS = [f.name for f in config.fields()]
@@ -135,7 +136,7 @@ def assert_valid(s: config.Settings) -> None:
 
 def outcome(flags: dict[str, Any], env: dict[str, str], expect_source: str) -> None:
     try:
-        s = config.load(flags, env)
+        s = load_settings(flags, env)
     except ConfigError as e:
         assert expect_source in str(e), (str(e), expect_source)
         assert "\n" not in str(e).replace("\\n", "")
@@ -218,7 +219,7 @@ def test_any_section_gives_settings_or_an_error_at_a_line_of_the_file(base: Path
     path = root / "spool.toml"
     path.write_text(text, errors="surrogatepass")
     try:
-        s = config.load({"root": str(root)}, {})
+        s = load_settings({"root": str(root)}, {})
     except ConfigError as e:
         assert str(path) in str(e)
         at = re.search(re.escape(str(path)) + r":(\d+)\)", str(e))

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ops import sweep
+from processor import orphans
 from processor.clock import FakeClock
 from processor.policy import Verdict
 from processor.supervisor import kill_recorded
@@ -83,13 +83,10 @@ def test_each_verdict(store: SQLiteEventStore, clock: FakeClock, sleepers: list[
     clock.advance(30)  # ...and slow advanced 30 s ago
 
     orphaned: list[tuple[str, str, bool]] = []
-    findings = sweep.sweep(
-        store,
-        set(),
-        clock.wall(),
-        stall_s=120.0,
+    findings = orphans.sweep_jobs(
+        orphans.judge_running(store, set(), clock.wall(), stall_s=120.0),
         grace_s=1.0,
-        orphan=lambda job, verdict, killed: orphaned.append((job.id, verdict, killed)),
+        act=lambda job, verdict, killed: orphaned.append((job.id, verdict, killed)),
         kill=kill_recorded,
     )
     verdicts = {f.job.id: f.verdict for f in findings}
@@ -110,4 +107,4 @@ def test_jobs_of_this_daemon_are_left_to_its_supervisor(store: SQLiteEventStore,
     gone.wait()
     running(store, "mine", gone.pid, 1.0)
     clock.advance(timedelta(hours=1).total_seconds())
-    assert sweep.judge_running(store, {"mine"}, clock.wall(), stall_s=120) == []
+    assert orphans.judge_running(store, {"mine"}, clock.wall(), stall_s=120) == []

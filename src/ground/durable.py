@@ -1,4 +1,4 @@
-"""The one durability primitive both the store and the spool need (schema may not import spool)."""
+"""The one durability primitive both the store and the spool need."""
 
 from __future__ import annotations
 
