@@ -164,6 +164,7 @@ class Daemon:
             self.queue,
             self._on_worker_stderr,
             on_spawn=lambda: faults.point("spawn"),
+            engine_args=["--device", self.settings.device, "--compute-type", self.settings.compute_type],
         )
         self.control = JobControl(
             self.lifecycle,
@@ -676,6 +677,9 @@ def _start_ops(daemon: Daemon) -> Any:
 def main_run(settings: Settings, env: Mapping[str, str], once: bool = False) -> int:
     faults.configure(env)
     store_faults.configure(env)
+    from processor import preflight
+
+    preflight.check(settings, env)  # models, device, language: exit 2 before any input is touched
     os.umask(0o027)
     layout = settings.layout
     layout.ensure()  # before logging creates logs/, so every directory gets 0750
