@@ -315,7 +315,8 @@ SAMPLE_CONFIG = """\
 # spoolscribe configuration. Precedence: command-line flag > SPOOL_<KEY> environment > this file.
 # Every key and its default: see README.md, "Configuration".
 # engine = "auto"          # auto | mlx | faster-whisper
-# model = "tiny.en"        # bundled; or a model directory, or a Hub repo id
+# model = "tiny.en"        # bundled; or a name (small, large-v3-turbo, ...), a model directory, a Hub repo id
+# device = "auto"          # auto | cpu | cuda | cuda:N
 # workers = 1
 # formats = ["txt", "srt", "vtt", "json"]
 # settle_s = 2.0

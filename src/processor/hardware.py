@@ -7,9 +7,11 @@ not), so every branch - the GPU ones included - is tested on a CPU machine.
 so ``device = "cuda"`` on a machine without one is exit 2 at start, not a
 failure per job.
 
-To verify the CUDA branch on a GPU machine (documented in docs/operations.md)::
+To verify the CUDA branch on a GPU machine (README, "Models and hardware")::
 
-    SPOOL_DEVICE=cuda spool run --root /tmp/s --once   # manifest: "device": "cuda:0", "compute_type": "float16"
+    spool init --root /tmp/gpu-check && cp ../shared/audio/jfk.flac /tmp/gpu-check/inbox/
+    SPOOL_DEVICE=cuda spool run --root /tmp/gpu-check --once   # exit 2: CTranslate2 sees no GPU
+    jq .spoolscribe.device /tmp/gpu-check/outbox/jfk.json       # "cuda:0" (compute_type "float16")
 """
 
 from __future__ import annotations

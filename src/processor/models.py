@@ -388,16 +388,17 @@ def install(info: ModelInfo, models_dir: Path, engine: str) -> Path:
     cache later does not take the spool's model with it.  The bundled model
     needs nothing for faster-whisper.
     """
+    name = _safe(Path(info.path).name if info.origin == "path" else info.name)  # a directory: by its own name
     if engine == "mlx":
         if info.format == "ct2":
-            return convert_ct2_to_mlx(Path(info.path), models_dir / f"{_safe(info.name)}-mlx")
-        target = models_dir / f"{_safe(info.name)}-mlx"
+            return convert_ct2_to_mlx(Path(info.path), models_dir / f"{name}-mlx")
+        target = models_dir / f"{name}-mlx"
     elif info.format == "mlx":
         raise ModelError(f"{info.name} is an MLX model; faster-whisper needs a CTranslate2 model")
     elif info.bundled or info.origin == "models_dir":
         return Path(info.path)
     else:
-        target = models_dir / _safe(info.name)
+        target = models_dir / name
     if Path(info.path).resolve() == target.resolve():
         return target
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
