@@ -98,9 +98,9 @@ def is_multilingual(path: Path, fmt: str) -> bool | None:
             return len((path / "vocabulary.txt").read_text("utf-8").splitlines()) >= MULTILINGUAL_VOCAB
         if (path / "vocabulary.json").is_file():
             return len(json.loads((path / "vocabulary.json").read_text("utf-8"))) >= MULTILINGUAL_VOCAB
-    except (OSError, ValueError, KeyError, TypeError):
+        return walk_ct2(path / "model.bin")["decoder/embeddings/weight"][0] >= MULTILINGUAL_VOCAB
+    except (OSError, ValueError, KeyError, IndexError, TypeError, ModelError):
         return None
-    return None
 
 
 def _info(name: str, path: Path, origin: str) -> ModelInfo:
@@ -180,9 +180,7 @@ def check_dir(info: ModelInfo) -> None:
     path = Path(info.path)
     try:
         if info.format == "ct2":
-            with open(path / "model.bin", "rb") as fh:
-                head = fh.read(4096)
-            _ct2_header(head, path / "model.bin")
+            walk_ct2(path / "model.bin")
             if not any((path / f).is_file() for f in ("tokenizer.json", "vocabulary.txt", "vocabulary.json")):
                 raise ModelError(f"{path}: no tokenizer.json or vocabulary file beside model.bin")
         else:
@@ -193,14 +191,41 @@ def check_dir(info: ModelInfo) -> None:
         raise ModelError(f"{path}: the model cannot be read: {e}"[:400]) from None
 
 
-def _ct2_header(head: bytes, where: Path) -> None:
-    (version,) = struct.unpack_from("I", head, 0)
-    if version not in (5, 6):
-        raise ModelError(f"{where}: CTranslate2 binary version {version} is not supported")
-    (n,) = struct.unpack_from("H", head, 4)
-    spec = head[6 : 6 + n - 1].decode("utf-8", "replace")
-    if spec != "WhisperSpec":
-        raise ModelError(f"{where}: a {spec} model, not Whisper")
+def walk_ct2(path: Path) -> dict[str, list[int]]:
+    """Every variable's name and shape in a ``model.bin``, seeking over the weights instead of reading them.
+
+    A copy cut short, a file of another kind or another model family is found
+    here in milliseconds, where loading it would take seconds to fail.
+    """
+    size = path.stat().st_size
+    shapes: dict[str, list[int]] = {}
+    with open(path, "rb") as fh:
+
+        def take(fmt: str) -> Any:
+            raw = fh.read(struct.calcsize(fmt))
+            if len(raw) < struct.calcsize(fmt):
+                raise ModelError(f"{path} is truncated ({size} bytes): a copy cut short?")
+            return struct.unpack(fmt, raw)[0]
+
+        def string() -> str:
+            return fh.read(take("H"))[:-1].decode("utf-8", "replace")
+
+        version = take("I")
+        if version not in (5, 6):
+            raise ModelError(f"{path}: CTranslate2 binary version {version} is not supported")
+        spec = string()
+        if spec != "WhisperSpec":
+            raise ModelError(f"{path}: a {spec} model, not Whisper")
+        take("I")  # spec revision
+        for _ in range(take("I")):
+            name = string()
+            dims = [take("I") for _ in range(take("B"))]
+            take("B")  # dtype
+            end = fh.seek(take("I"), os.SEEK_CUR)
+            if end > size:
+                raise ModelError(f"{path} is truncated ({size} bytes, {name} ends at {end}): a copy cut short?")
+            shapes[name] = dims
+    return shapes
 
 
 def _safe(name: str) -> str:

@@ -80,3 +80,18 @@ def _one(
     except hardware.HardwareError as e:
         raise NotReady(f"config device / compute_type ({engine}): {e}") from None
     return Checked(engine, model, info, hw)
+
+
+def describe(checked: Checked) -> dict[str, Any]:
+    """A resolved model as the daemon log records it: where it was found, what it can do, where it runs."""
+    info = checked.info
+    return {
+        "engine": checked.engine,
+        "model": checked.model,
+        "path": info.path,
+        "origin": info.origin,
+        "format": info.format,
+        "multilingual": info.multilingual,
+        "device": checked.hardware.label,
+        "compute_type": checked.hardware.compute_type,
+    }

@@ -88,9 +88,17 @@ def test_models_install_reads_the_cache_offline_for_both_engines(spool: Spool, t
         ({"SPOOL_MODEL": "medium"}, "HF_HUB_OFFLINE"),
         ({"SPOOL_DEVICE": "cuda"}, "no CUDA device"),
         ({"SPOOL_LANGUAGE": "de"}, "tiny.en is English-only"),
+        ({"SPOOL_MODEL": "<a copy cut short>"}, "is truncated"),
     ],
 )
-def test_the_daemon_refuses_to_start_on_what_it_cannot_run(spool: Spool, setting: dict[str, str], named: str) -> None:
+def test_the_daemon_refuses_to_start_on_what_it_cannot_run(
+    spool: Spool, tmp_path: Path, setting: dict[str, str], named: str
+) -> None:
+    if setting.get("SPOOL_MODEL") == "<a copy cut short>":
+        cut = tmp_path / "cut-model"
+        shutil.copytree(models.bundled_ct2_dir(), cut)
+        os.truncate(cut / "model.bin", 10_000_000)
+        setting = {"SPOOL_MODEL": str(cut)}
     spool.config.update({"SPOOL_ENGINE": "faster-whisper", **OFFLINE, **setting})
     spool.drop("waiting.wav", b"RIFF....")
     daemon = spool.start(wait_ready=False)
