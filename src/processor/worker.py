@@ -143,7 +143,7 @@ def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryI
         segments = [s for s in msg.get("prior_segments", []) if s["end"] <= resume + 1e-3] + transcript.segments
         audio_s = max(duration, segments[-1]["end"] if segments else 0.0)
         manifest = _manifest(engine, msg, sha, transcript.language, audio_s, elapsed, resume, transcript.info)
-        manifest.update(_detection(msg["options"], transcript.info, facts))
+        manifest.update(detection_facts(msg["options"], transcript.info, facts))
         result = {
             "text": outputs.text_of(segments),
             "segments": [{"id": i, **s} for i, s in enumerate(segments)],
@@ -223,12 +223,12 @@ def _manifest(
     }
 
 
-def _detection(options: dict[str, Any], info: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
+def detection_facts(options: dict[str, Any], info: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
     """What the manifest says about language and hardware: detected or asked, with what confidence, where."""
-    probability = info.get("language_probability")
+    detected = options.get("language") is None and facts.get("multilingual") is not False  # .en: always en
     return {
-        "language_detected": options.get("language") is None,
-        "language_probability": probability if options.get("language") is None else None,
+        "language_detected": detected,
+        "language_probability": info.get("language_probability") if detected else None,
         "device": facts.get("device"),
         "compute_type": facts.get("compute_type"),
     }

@@ -128,3 +128,14 @@ def test_every_option_is_in_run_help_and_the_readme_table() -> None:
     for key in ISSUE_13_KEYS:
         assert "--" + key.replace("_", "-") in run_help, key
         assert f"| `{key}` | `SPOOL_{key.upper()}` |" in readme, key
+
+
+def test_the_manifest_says_whether_the_language_was_detected_and_how_sure() -> None:
+    from processor.worker import detection_facts
+
+    facts = {"multilingual": True, "device": "cuda:0", "compute_type": "float16"}
+    found = detection_facts({"language": None}, {"language_probability": 0.93}, facts)
+    assert (found["language_detected"], found["language_probability"], found["device"]) == (True, 0.93, "cuda:0")
+    assert detection_facts({"language": "de"}, {"language_probability": 1.0}, facts)["language_detected"] is False
+    english_only = detection_facts({"language": None}, {"language_probability": 1.0}, {"multilingual": False})
+    assert english_only["language_detected"] is False and english_only["language_probability"] is None
