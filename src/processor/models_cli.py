@@ -72,5 +72,8 @@ def add_parsers(add: Any) -> None:
     mdl.add_argument("action", nargs="?", choices=["list", "install"], default="list")
     mdl.add_argument("name", nargs="?", help="a model name (tiny, small.en, large-v3-turbo...), directory or repo id")
     mdl.add_argument(
-        "--engine", choices=["mlx", "faster-whisper"], default=None, help="install for this engine (default: the configured engine)"
+        "--engine",
+        choices=["mlx", "faster-whisper"],
+        default=None,
+        help="install for this engine (default: as configured)",
     )
