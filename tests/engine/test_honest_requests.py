@@ -2,7 +2,8 @@
 
 One daemon with faster-whisper and the bundled English-only tiny.en takes four
 files, each with its sidecar: German, a translation, subtitles cut to 16
-characters, highlighted words.
+characters, highlighted words.  Then hotwords, on the clip faster-whisper's own
+tests use for them (tiny.en hears "comfy eye" unless told "ComfyUI").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from schema import events as ev
 from schema.jobs import JobState
-from tests.conftest import Spool, reference_speech
+from tests.conftest import SHARED_AUDIO, Spool, reference_speech
 
 pytestmark = pytest.mark.engine
 
@@ -63,3 +64,19 @@ def test_english_only_model_requests_and_shaped_output(spool: Spool, tmp_path: P
     assert manifest["options"]["max_line_width"] == 16
     vtt = (spool.layout.outbox / "highlighted.vtt").read_text()
     assert re.search(r"<u>\s*\w+</u>", vtt), vtt
+
+
+def test_hotwords_reach_the_decoder(spool: Spool, tmp_path: Path) -> None:
+    clip = SHARED_AUDIO / "hotwords.mp3"
+    if not clip.exists():
+        pytest.skip("../shared/audio/hotwords.mp3 is not here")
+    spool.config.update({"SPOOL_ENGINE": "faster-whisper", "SPOOL_FORMATS": "txt", "HF_HUB_OFFLINE": "1"})
+    spool.drop("hinted.mp3.json", json.dumps({"hotwords": "ComfyUI"}).encode())
+    spool.start()
+    for stem in ("hinted", "plain"):  # the same bytes: hotwords make it another transcript, not a duplicate
+        shutil.copyfile(clip, tmp_path / f"{stem}.mp3")
+        (tmp_path / f"{stem}.mp3").rename(spool.inbox / f"{stem}.mp3")
+    jobs = spool.wait_terminal(2, timeout=120)
+    assert all(j.state is JobState.succeeded and j.duplicate_of is None for j in jobs), jobs
+    assert "ComfyUI" in (spool.layout.outbox / "hinted.txt").read_text()
+    assert "ComfyUI" not in (spool.layout.outbox / "plain.txt").read_text()  # tiny.en hears "comfy eye"
