@@ -79,6 +79,9 @@ def test_models_install_reads_the_cache_offline_for_both_engines(spool: Spool, t
     assert {(m["name"], m["origin"]) for m in listed} >= {("tiny.en", "bundled"), ("small", "models_dir")}
     missing = spool.cli("models", "install", "medium", "--engine", "faster-whisper", **env)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "'medium'" in missing.stderr
+    unreachable = {"HF_HUB_CACHE": str(cache), "HF_ENDPOINT": "http://127.0.0.1:9"}  # a download, refused at once
+    refused = spool.cli("models", "install", "medium", "--engine", "faster-whisper", **unreachable)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "the download failed" in refused.stderr
 
 
 @pytest.mark.parametrize(

@@ -139,3 +139,22 @@ def test_the_manifest_says_whether_the_language_was_detected_and_how_sure() -> N
     assert detection_facts({"language": "de"}, {"language_probability": 1.0}, facts)["language_detected"] is False
     english_only = detection_facts({"language": None}, {"language_probability": 1.0}, {"multilingual": False})
     assert english_only["language_detected"] is False and english_only["language_probability"] is None
+
+
+def test_the_writers_take_the_jobs_shape(tmp_path: Path) -> None:
+    from processor import outputs
+
+    text = "ask not what your country can do for you"
+    words = [
+        {"word": f" {w}", "start": i * 0.5, "end": i * 0.5 + 0.4, "probability": 0.9}
+        for i, w in enumerate(text.split())
+    ]
+    result = {
+        "text": text,
+        "segments": [{"id": 0, "start": 0.0, "end": 4.5, "text": " " + text, "words": words}],
+        "language": "en",
+        "spoolscribe": {"options": {"max_words_per_line": 3, "word_timestamps": True}},
+    }
+    outputs.render(result, ["srt"], tmp_path)
+    cues = [c.splitlines()[2:] for c in (tmp_path / "transcript.srt").read_text().strip().split("\n\n")]
+    assert [len(" ".join(lines).split()) for lines in cues] == [3, 3, 3]
