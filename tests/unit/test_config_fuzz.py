@@ -193,8 +193,10 @@ SECTION_KEYS = {
     ],
 }
 GOOD = st.sampled_from(
-    ["queue_depth", ">", "warning", 5, "http://127.0.0.1:9/x", ["job.failed"], ["/bin/true"], "de", ["txt"], 2, True]
-    + ["auto", 42]
+    [
+        *("queue_depth", ">", "warning", 5, "http://127.0.0.1:9/x", ["job.failed"], ["/bin/true"], "de", ["txt"]),
+        *(2, True, "auto", 42),
+    ]
 )
 
 
