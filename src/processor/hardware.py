@@ -9,7 +9,7 @@ failure per job.
 
 To verify the CUDA branch on a GPU machine (README, "Models and hardware")::
 
-    spool init --root /tmp/gpu-check && cp ../shared/audio/jfk.flac /tmp/gpu-check/inbox/
+    spool init --root /tmp/gpu-check && spool submit --root /tmp/gpu-check ../shared/audio/jfk.flac
     SPOOL_DEVICE=cuda spool run --root /tmp/gpu-check --once   # exit 2: CTranslate2 sees no GPU
     jq .spoolscribe.device /tmp/gpu-check/outbox/jfk.json       # "cuda:0" (compute_type "float16")
 """
