@@ -221,12 +221,17 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     failed = settings.layout.failed / (job.failed_path or "")
     if not job.failed_path or not os.path.lexists(failed):
         raise SpoolError(f"the input of job {job.id} is no longer in failed/ ({failed}); drop it into the inbox again")
+    from processor.models_cli import retry_options
+
+    changed = retry_options(job, settings, args.keep_model)
+    options, key = changed if changed else (None, None)
     store.append(
         ev.job_stream(job.id),
-        [ev.JobRequeued(from_path=job.failed_path, by="cli")],
+        [ev.JobRequeued(from_path=job.failed_path, by="cli", options=options, options_key=key)],
         idempotency_key=f"{job.id}:requeue:{job.version}",
     )
-    _out(f"job {job.id} queued again; the daemon moves it back from failed/")
+    model = f" with {options['engine']} {options['model']}" if options else ""
+    _out(f"job {job.id} queued again{model}; the daemon moves it back from failed/")
     return 0
 
 
@@ -267,31 +272,17 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from processor import models
+    from processor import models_cli
 
-    layout = settings.layout
-    if args.action == "install":
-        if not args.name:
-            raise SpoolError("`spool models install` needs a model name, directory or Hub repo id")
-        info = models.resolve(args.name, layout.models)
-        layout.models.mkdir(parents=True, exist_ok=True, mode=0o750)
-        path = models.install(info, layout.models, engine=args.engine)
-        _out(f"installed {info.name} for {args.engine}: {path}")
-        return 0
-    found = models.installed(layout.models)
-    if args.json:
-        _json([m.to_dict() for m in found])
-    else:
-        for m in found:
-            _out(f"{m.name:30} {m.format:5} {'(bundled) ' if m.bundled else ''}{m.path}")
-    return 0
+    return models_cli.cmd_models(args, settings, _out, _json)
 
 
 SAMPLE_CONFIG = """\
 # spoolscribe configuration. Precedence: command-line flag > SPOOL_<KEY> environment > this file.
 # Every key and its default: see README.md, "Configuration".
 # engine = "auto"          # auto | mlx | faster-whisper
-# model = "tiny.en"        # bundled; or a model directory, or a Hub repo id
+# model = "tiny.en"        # bundled; or a name (small, large-v3-turbo, ...), a model directory, a Hub repo id
+# device = "auto"          # auto | cpu | cuda | cuda:N
 # workers = 1
 # formats = ["txt", "srt", "vtt", "json"]
 # settle_s = 2.0
@@ -370,14 +361,16 @@ def _parser(commands: Sequence[Callable[[Add], None]] = ()) -> argparse.Argument
     cancel.add_argument("job")
     retry = add("retry", cmd_retry, "queue a failed or cancelled job again")
     retry.add_argument("job")
+    retry.add_argument(
+        "--keep-model", action="store_true", help="run with the engine and model it had (default: as configured now)"
+    )
     replay = add("replay", cmd_replay, "rebuild the projection from the log and compare")
     replay.add_argument("--verify", action="store_true", required=True)
     mig = add("migrate", cmd_migrate, "bring the database schema up to date (backs up first)")
     mig.add_argument("--create", action="store_true", help="create the database if missing")
-    mdl = add("models", cmd_models, "list or install models (offline default: tiny.en)")
-    mdl.add_argument("action", nargs="?", choices=["list", "install"], default="list")
-    mdl.add_argument("name", nargs="?")
-    mdl.add_argument("--engine", choices=["mlx", "faster-whisper"], default="mlx")
+    from processor.models_cli import add_parsers
+
+    add_parsers(lambda name, _handler, help: add(name, cmd_models, help))
     for register in commands:  # other packages' commands (ops: health, top, report), from the root
         register(add)
     return p
@@ -390,7 +383,12 @@ def _key_help(key: str) -> str:
     return ""
 
 
-RUN_FLAGS = ("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads", "host", "lease_s")
+RUN_FLAGS = (
+    *("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads", "host", "lease_s"),
+    # issue 13: every model, hardware, language and output-shape option
+    *("device", "compute_type", "language", "task", "multilingual", "word_timestamps", "beam_size"),
+    *("initial_prompt", "hotwords", "max_line_width", "max_line_count", "max_words_per_line", "highlight_words"),
+)
 FLAG_KEYS = ("root", "store", "state_dir", *RUN_FLAGS)
 
 

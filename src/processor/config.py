@@ -23,6 +23,7 @@ from typing import Any
 from ground.errors import ConfigError
 from processor import config_check as cc
 from processor import config_sources as sources
+from processor import hardware, languages
 from processor import options as opt
 from schema.store import EventStore, open_store
 from spool.layout import Layout
@@ -70,10 +71,48 @@ class Settings:
     formats: list[str] = _f(
         ["txt", "srt", "vtt", "json"], "output formats (txt srt vtt tsv json)", choices=opt.FORMATS, check=cc.not_empty
     )
-    language: str = _f("", "spoken language code; empty: detect (English-only models: en)")
+    language: str = _f(
+        "", "spoken language: a Whisper code (en, de, ...), or auto / empty to detect (English-only models: en)"
+    )
     task: str = _f("transcribe", "transcribe, or translate to English", choices=("transcribe", "translate"))
     word_timestamps: bool = _f(True, "word-level timing in json and subtitles")
     beam_size: int = _f(1, "beam search width (1: greedy; mlx supports greedy only)", minimum=1, maximum=10)
+    # --- issue 13: models, hardware, language detection, shaped output (one block) -------------
+    device: str = _f(
+        "auto",
+        "auto (CUDA if CTranslate2 sees one, Metal for mlx on Apple silicon, else CPU), cpu, cuda, cuda:N",
+        check=cc.device,
+    )
+    compute_type: str = _f(
+        "auto",
+        "auto (float16 on a GPU, int8 on a CPU for faster-whisper, float32 for mlx on a CPU)",
+        choices=hardware.COMPUTE_TYPES,
+    )
+    multilingual: bool = _f(
+        False, "detect the language of every window, for mixed-language recordings (faster-whisper)"
+    )
+    initial_prompt: str = _f("", "text the model reads before the first window: names, spelling, style")
+    hotwords: str = _f("", "words to favour while decoding (faster-whisper; mlx: put before the prompt)")
+    max_line_width: int = _f(
+        0,
+        "longest subtitle line in characters (0: as the segment is; needs word_timestamps)",
+        minimum=0,
+        maximum=opt.SHAPE_LIMITS["max_line_width"],
+    )
+    max_line_count: int = _f(
+        0,
+        "lines per subtitle (0: no limit; needs max_line_width)",
+        minimum=0,
+        maximum=opt.SHAPE_LIMITS["max_line_count"],
+    )
+    max_words_per_line: int = _f(
+        0,
+        "words per subtitle line (0: no limit; not with max_line_width)",
+        minimum=0,
+        maximum=opt.SHAPE_LIMITS["max_words_per_line"],
+    )
+    highlight_words: bool = _f(False, "underline each word as it is spoken in srt and vtt (needs word_timestamps)")
+    # --- end of the issue 13 block ---------------------------------------------------------------
     settle_s: float = _f(2.0, "a file written in place counts once unchanged this long", minimum=0)
     trust_mtime: bool = _f(
         True, "take files whose mtime is older than settle_s at once (off on shares with skewed clocks)"
@@ -171,11 +210,17 @@ class Settings:
             "engine": self.engine,
             "model": self.model,
             "formats": list(self.formats),
-            "language": self.language or None,
+            "language": languages.normalise(self.language),
             "task": self.task,
             "word_timestamps": self.word_timestamps,
             "beam_size": self.beam_size,
-            "initial_prompt": None,
+            "initial_prompt": self.initial_prompt or None,
+            "hotwords": self.hotwords or None,
+            "multilingual": self.multilingual,
+            "max_line_width": self.max_line_width or None,
+            "max_line_count": self.max_line_count or None,
+            "max_words_per_line": self.max_words_per_line or None,
+            "highlight_words": self.highlight_words,
         }
 
 

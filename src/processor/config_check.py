@@ -231,6 +231,14 @@ def bind_address(key: str, value: str) -> None:
         )
 
 
+def device(key: str, value: str) -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``metal``; whether it exists here is the daemon's start check."""
+    from processor import hardware
+
+    if not hardware.valid_device(value):
+        raise ConfigError(key, f"{checks.show(value)} is not a device", "auto, cpu, cuda, cuda:N, metal")
+
+
 def not_empty(key: str, value: list[str]) -> None:
     if not value:
         raise ConfigError(key, "must name at least one")
@@ -244,14 +252,24 @@ def check_settings(settings: Any) -> None:
     for f in dataclasses.fields(settings):
         check_field(f, getattr(settings, f.name))
     names_ = {f.name for f in dataclasses.fields(settings)}
-    schema_keys = {*opt.TRANSCRIPT_KEYS, "formats"}  # the job options the options schema describes
-    for key, value in settings.job_defaults.items():
+    schema_keys = set(opt.JOB_KEYS)  # the job options the options schema describes
+    defaults = settings.job_defaults
+    for key, value in defaults.items():
         if key in names_ and key in schema_keys:
             try:
                 opt.validate({key: value}, source=key, allow_operator_keys=True)
             except opt.InvalidOptions as e:
                 raise ConfigError(key, e.problem) from None
+    try:
+        opt.check_combination(defaults, "defaults")
+    except opt.InvalidOptions as e:
+        raise ConfigError(next(k for k in opt.SHAPE_KEYS if defaults.get(k)), e.problem) from None
     check_profiles(settings.profiles)
+    for folder, prof in settings.profiles.items():  # each profile over the defaults it completes
+        try:
+            opt.check_combination({**defaults, **prof}, f"profiles.{folder}")
+        except opt.InvalidOptions as e:
+            raise ConfigError(f"profiles.{folder}", e.problem) from None
 
 
 def check_profiles(profiles: Mapping[str, Any]) -> None:

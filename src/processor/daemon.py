@@ -419,10 +419,15 @@ def main_run(
 ) -> int:
     faults.configure(env)
     store_faults.configure(env)
+    from processor import preflight
+
+    ready = preflight.check(settings, env)  # models, device, language: exit 2 before any input is touched
     os.umask(0o027)
     layout = settings.layout
     layout.ensure()  # before logging creates logs/, so every directory gets 0750
     logs_mod.configure(settings.log_level, daemon_log=layout.logs / "daemon.log")
+    for checked in ready:
+        logs_mod.get("daemon").info("model.ready", **preflight.describe(checked))
     daemon = Daemon(settings, env=env, once=once, scheduler_factory=None if once else scheduler_factory)
     daemon.install_signal_handlers()
     try:

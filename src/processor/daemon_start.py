@@ -174,6 +174,7 @@ class DaemonStart:
             self.queue,
             self._on_worker_stderr,
             on_spawn=lambda: faults.point("spawn"),
+            engine_args=["--device", self.settings.device, "--compute-type", self.settings.compute_type],
         )
         self.control = JobControl(
             self.lifecycle,

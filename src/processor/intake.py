@@ -303,6 +303,11 @@ class Intake:
                 problem, reason = str(e), Reason.invalid_options
         options = opt.resolve(self.settings.job_defaults, profile, side)
         options["engine"] = resolve_engine(options["engine"])
+        if problem is None and side:  # defaults and profiles were checked together at start
+            try:
+                opt.check_combination(options, names.display(sidecar_rel))
+            except opt.InvalidOptions as e:
+                problem, reason = str(e), Reason.invalid_options
         ticket, why = tickets.accept(self.layout.inbox, entry.rel, lambda j: self.lifecycle.store.job(j) is None)
         if why:  # a hand-over's ticket we cannot honour: a fresh id; its submitter will say so
             self.log.warning("intake.ticket_refused", source=names.display(entry.rel), reason=why)

@@ -18,6 +18,7 @@ from ground.times import iso
 from processor import outputs, policy
 from processor.clock import Clock
 from processor.config import Settings
+from processor.options import writer_options
 from schema import events as ev
 from schema.errors import StaleAttempt
 from schema.jobs import Job, JobState
@@ -279,6 +280,7 @@ class Lifecycle:
             and names.collision_key(stem) == names.collision_key(original.out_stem)
             and set(formats) <= {p.rsplit(".", 1)[-1] for p in original.outputs}
             and all((self.layout.outbox / p).exists() for p in original.outputs)
+            and writer_options(job.options) == writer_options(original.options)  # same subtitle shape
         )
         if in_place:
             assert original.out_stem is not None

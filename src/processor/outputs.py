@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from processor.options import writer_options
 from spool import fsio
 
 
@@ -38,15 +39,18 @@ def render(result: dict[str, Any], formats: list[str], stage: Path, stem: str = 
     """Write ``<stem>.<fmt>`` for each format into ``stage``, each durably; return the names.
 
     Each file is written by the library's writer to a hidden temp name, fsync'd
-    and renamed: a staged file is complete or absent.
+    and renamed: a staged file is complete or absent.  The subtitle shape
+    (``max_line_width`` & co.) is the job's, read from the manifest's options,
+    so a duplicate re-rendered for another job takes that job's shape.
     """
     stage.mkdir(parents=True, exist_ok=True, mode=0o750)
     mod = writers()
+    shape = writer_options(result.get("spoolscribe", {}).get("options") or {})
     names = []
     for fmt in formats:
         writer = mod.get_writer(fmt, str(stage))
         # The writer names its file <name>.<fmt>; a dot-name keeps it hidden until renamed.
-        writer(result, f".{stem}", {"max_line_width": None, "max_line_count": None, "highlight_words": False})
+        writer(result, f".{stem}", dict(shape))
         tmp = stage / f".{stem}.{fmt}"
         final = stage / f"{stem}.{fmt}"
         with open(tmp, "rb+") as fh:

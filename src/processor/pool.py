@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,11 @@ class WorkerPool:
         inbox: queue.Queue[tuple[str, str, Any]],
         on_stderr: Callable[[WorkerProcess, bytes], None],
         on_spawn: Callable[[], None] = lambda: None,
+        engine_args: Sequence[str] = (),
     ) -> None:
+        """``engine_args`` go to every worker (``--device cuda --compute-type float16``)."""
         self.size = size
+        self._engine_args = list(engine_args)
         self._models_dir = models_dir
         self._threads = threads
         self._env = env
@@ -82,7 +85,7 @@ class WorkerPool:
         worker = WorkerProcess(
             wid=wid,
             key=key,
-            argv=worker_argv(engine, model, self._models_dir, self.threads_for()),
+            argv=[*worker_argv(engine, model, self._models_dir, self.threads_for()), *self._engine_args],
             env=self._env,
             inbox=self._inbox,
             on_stderr=self._on_stderr,

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from processor import outputs, protocol
+from processor import hardware, languages, outputs, protocol
 from processor.audio import BadInput
-from processor.engines import make_engine
+from processor.engines import make_engine, resolve_engine
 from processor.engines.base import Engine
 from spool import names
 from spool.fsio import NotRegularFile, open_regular
@@ -91,9 +91,16 @@ class ProgressSender:
         self._channel.send({"type": "segments", "job": self._job, "segments": segments, "upto_s": round(upto_s, 3)})
 
 
-def run_job(engine: Engine, channel: Channel, msg: dict[str, Any]) -> None:
+def run_job(engine: Engine, channel: Channel, msg: dict[str, Any], facts: dict[str, Any] | None = None) -> None:
+    """One job; ``facts`` is what the engine's load said (multilingual, device, compute type)."""
     job = msg["job"]
+    facts = facts or {}
     log(f"job {job} attempt {msg.get('attempt')}: {msg['input']!r} resume_from={msg.get('resume_from', 0)}")
+    refused = languages.unsupported(msg["options"], engine.model, facts.get("multilingual"))
+    if refused is not None:  # before the input is even opened: nothing is decoded for a request we cannot serve
+        log(f"job {job}: {refused[1]}")
+        channel.send({"type": "error", "job": job, "reason": refused[0], "message": refused[1], "retryable": False})
+        return
     try:
         fh = os.fdopen(open_regular(Path(msg["input"])), "rb")
     except NotRegularFile as e:
@@ -106,10 +113,10 @@ def run_job(engine: Engine, channel: Channel, msg: dict[str, Any]) -> None:
         channel.send({"type": "error", "job": job, "reason": reason, "message": message, "retryable": retryable})
         return
     with fh:
-        _run_open(engine, channel, msg, fh)
+        _run_open(engine, channel, msg, fh, facts)
 
 
-def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryIO) -> None:
+def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryIO, facts: dict[str, Any]) -> None:
     job = msg["job"]
     try:
         duration = engine.probe(fh)
@@ -136,6 +143,7 @@ def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryI
         segments = [s for s in msg.get("prior_segments", []) if s["end"] <= resume + 1e-3] + transcript.segments
         audio_s = max(duration, segments[-1]["end"] if segments else 0.0)
         manifest = _manifest(engine, msg, sha, transcript.language, audio_s, elapsed, resume, transcript.info)
+        manifest.update(detection_facts(msg["options"], transcript.info, facts))
         result = {
             "text": outputs.text_of(segments),
             "segments": [{"id": i, **s} for i, s in enumerate(segments)],
@@ -215,6 +223,17 @@ def _manifest(
     }
 
 
+def detection_facts(options: dict[str, Any], info: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest says about language and hardware: detected or asked, with what confidence, where."""
+    detected = options.get("language") is None and facts.get("multilingual") is not False  # .en: always en
+    return {
+        "language_detected": detected,
+        "language_probability": info.get("language_probability") if detected else None,
+        "device": facts.get("device"),
+        "compute_type": facts.get("compute_type"),
+    }
+
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -245,12 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--models-dir", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compute-type", dest="compute_type", default="auto")
     args = parser.parse_args(argv)
     die_with_daemon()
     channel = Channel()
     started = time.monotonic()
     try:
-        engine = make_engine(args.engine, args.model, args.models_dir, args.threads)
+        engine_name = resolve_engine(args.engine)
+        hw = hardware.select(engine_name, args.device, args.compute_type, hardware.probe(engine_name))
+        engine = make_engine(engine_name, args.model, args.models_dir, args.threads, hw, os.environ)
         info = engine.load()
     except Exception as e:  # noqa: BLE001 - reported to the daemon, which fails the job clearly
         log(f"engine {args.engine} model {args.model} failed to load:\n{traceback.format_exc()}")
@@ -273,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         if msg is None or msg.get("type") == "shutdown":
             return 0
         if msg.get("type") == "job":
-            run_job(engine, channel, msg)
+            run_job(engine, channel, msg, info)
             engine.between_jobs()
             channel.send({"type": "idle"})
 

@@ -212,8 +212,11 @@ class JobRequeued(Event):
     """A finished-but-failed job was put back in the queue by hand (``spool retry``)."""
 
     type: ClassVar[str] = "job.requeued"
+    class_version: ClassVar[int] = 2  # v2: options (the engine and model configured at the retry)
     from_path: str | None  # failed-relative path the input is brought back from
     by: str = "cli"
+    options: dict[str, Any] | None = None  # the job's options from now on; None: as they were
+    options_key: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

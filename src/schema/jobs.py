@@ -293,7 +293,9 @@ def _changes(job: Job, e: ev.Event, at: str) -> dict[str, Any]:  # noqa: C901 - 
             out_stem=None,
         )
     if isinstance(e, ev.JobRequeued):
+        changed = {"options": dict(e.options), "options_key": e.options_key} if e.options is not None else {}
         return dict(
+            **changed,
             state=JobState.queued,
             attempts=0,
             reason=None,

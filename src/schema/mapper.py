@@ -22,6 +22,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("job.submitted", 1): lambda data: {**data, "ticket": None},  # v2 added the hand-over ticket's nonce
     ("daemon.started", 1): lambda data: {**data, "settings": {}},  # v2 added the job-deciding settings
+    ("job.requeued", 1): lambda data: {**data, "options": None, "options_key": None},  # v2: retry's options
 }
 
 

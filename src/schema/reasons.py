@@ -32,6 +32,12 @@ class Reason(enum.StrEnum):
     """A symlink, FIFO, device or socket: never followed or opened."""
     invalid_options = "invalid_options"
     """The sidecar ``<file>.json`` names an unknown option or a wrong value."""
+    language_unsupported = "language_unsupported"
+    """The model cannot transcribe the language asked for (an English-only ``.en`` model asked for another
+    language): decided before decoding, not retried; ``spool retry`` runs it with the model configured then."""
+    task_unsupported = "task_unsupported"
+    """The model cannot do the task asked for (``translate`` on an English-only ``.en`` model): decided before
+    decoding, not retried."""
     late_sidecar = "late_sidecar"
     """A sidecar ``<file>.json`` arrived after its audio had been taken: it was not applied (and is never
     applied to a later file of that name); it is in failed/ with this reason."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,9 @@ def test_conversion_is_reused_while_the_source_is_unchanged(converted: Path) -> 
 def test_resolve_names_dirs_and_hub_ids(tmp_path: Path, converted: Path) -> None:
     assert models.resolve("tiny.en", tmp_path).bundled
     assert models.resolve(str(converted), tmp_path).format == "mlx"
-    assert models.resolve("mlx-community/whisper-tiny", tmp_path).format == "hub"
+    offline = {"HF_HUB_CACHE": str(tmp_path / "no-cache"), "HF_HUB_OFFLINE": "1"}
+    with pytest.raises(models.ModelError, match=r"not in .* nor in the Hugging Face cache"):
+        models.resolve("mlx-community/whisper-tiny", tmp_path, env=offline)  # a repo id, not cached: not guessed
     with pytest.raises(models.ModelError, match="unknown model"):
         models.resolve("nonsense", tmp_path)
     empty = tmp_path / "empty"
@@ -72,16 +73,17 @@ def test_a_non_whisper_ct2_file_is_refused(tmp_path: Path) -> None:
         models.read_ct2(tmp_path / "model.bin")
 
 
-def test_install_hub_model_offline_is_one_clear_error(tmp_path: Path) -> None:
-    env = {"HF_HUB_OFFLINE": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with pytest.raises(models.ModelError, match="could not fetch"):
-            models.install(models.resolve("someone/not-a-model", tmp_path), tmp_path, engine="mlx")
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def test_a_hub_model_offline_is_one_clear_error(tmp_path: Path) -> None:
+    env = {"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}  # passed in: no process env mutated
+    with pytest.raises(models.ModelError, match="HF_HUB_OFFLINE forbids a download"):
+        models.resolve("someone/not-a-model", tmp_path, env=env, download=True)
+
+
+def test_a_ct2_header_that_is_not_whisper_is_refused_before_loading(tmp_path: Path) -> None:
+    import struct
+
+    name = b"TransformerSpec"
+    (tmp_path / "model.bin").write_bytes(struct.pack("I", 6) + struct.pack("H", len(name) + 1) + name + b"\0")
+    (tmp_path / "vocabulary.txt").write_text("a\n")
+    with pytest.raises(models.ModelError, match="not Whisper"):
+        models.check_dir(models.resolve(str(tmp_path), tmp_path))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from processor import models
 from processor.engines.base import Engine
 from processor.engines.mlx import apple_silicon
+from processor.hardware import Hardware
 
 
 def resolve_engine(name: str) -> str:
@@ -16,20 +18,30 @@ def resolve_engine(name: str) -> str:
     return name
 
 
-def make_engine(name: str, model: str, models_dir: Path, threads: int = 0) -> Engine:
+def make_engine(
+    name: str,
+    model: str,
+    models_dir: Path,
+    threads: int = 0,
+    hardware: Hardware | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Engine:
+    """The engine ``name`` with ``model`` resolved offline (the daemon fetched it before, if it had to)."""
     name = resolve_engine(name)
     if name == "test":
         from processor.engines.testing import TestEngine
 
         return TestEngine(model)
-    info = models.resolve(model, models_dir)
+    info = models.resolve(model, models_dir, engine=name, env=env)
     path = models.for_engine(info, name, models_dir)
     if name == "faster-whisper":
         from processor.engines.faster import FasterWhisperEngine
 
-        return FasterWhisperEngine(model, path, threads)
+        hw = hardware or Hardware("cpu", 0, "int8")
+        return FasterWhisperEngine(model, path, threads, hw.compute_type, device=hw.device, device_index=hw.index)
     if name == "mlx":
         from processor.engines.mlx import MlxEngine
 
-        return MlxEngine(model, path, threads)
+        hw = hardware or Hardware("metal" if apple_silicon() else "cpu", 0, "float16" if apple_silicon() else "float32")
+        return MlxEngine(model, path, threads, device=hw.device, fp16=hw.compute_type == "float16")
     raise models.ModelError(f"unknown engine {name!r}")

@@ -12,18 +12,40 @@ from processor.engines.base import OnProgress, OnSegments, Transcript, clean_seg
 class FasterWhisperEngine:
     name = "faster-whisper"
 
-    def __init__(self, model: str, model_path: str, threads: int = 0, compute_type: str = "int8") -> None:
+    def __init__(
+        self,
+        model: str,
+        model_path: str,
+        threads: int = 0,
+        compute_type: str = "int8",
+        *,
+        device: str = "cpu",
+        device_index: int = 0,
+    ) -> None:
         self.model = model
         self._path = model_path
         self._threads = threads
         self._compute_type = compute_type
+        self._device, self._device_index = device, device_index
         self._model: Any = None
 
     def load(self) -> dict[str, Any]:
         from faster_whisper import WhisperModel
 
-        self._model = WhisperModel(self._path, device="cpu", compute_type=self._compute_type, cpu_threads=self._threads)
-        return {"compute_type": self._compute_type, "threads": self._threads or os.cpu_count()}
+        self._model = WhisperModel(
+            self._path,
+            device=self._device,
+            device_index=self._device_index,
+            compute_type=self._compute_type,
+            cpu_threads=self._threads,
+            local_files_only=True,  # resolved to a directory before: a worker never downloads
+        )
+        return {
+            "compute_type": self._compute_type,
+            "device": f"cuda:{self._device_index}" if self._device == "cuda" else self._device,
+            "threads": self._threads or os.cpu_count(),
+            "multilingual": bool(self._model.model.is_multilingual),  # the weights' answer, not the name's
+        }
 
     def probe(self, fh: BinaryIO) -> float:
         return audio.probe(fh)
@@ -47,6 +69,8 @@ class FasterWhisperEngine:
             beam_size=int(options.get("beam_size") or 1),
             word_timestamps=words,
             initial_prompt=options.get("initial_prompt") or None,
+            hotwords=options.get("hotwords") or None,  # issue 13: decoding hint
+            multilingual=bool(options.get("multilingual")),  # issue 13: language per window
             clip_timestamps=[float(resume_from)] if resume_from > 0 else "0",
             vad_filter=False,
         )

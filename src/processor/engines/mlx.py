@@ -93,14 +93,23 @@ class _TqdmShim:
     tqdm = _Bar
 
 
+def prompt_with_hotwords(options: dict[str, Any]) -> str | None:
+    """mlx-whisper has no ``hotwords``: they go before the initial prompt, where Whisper reads context."""
+    parts = [str(options.get(k) or "").strip() for k in ("hotwords", "initial_prompt")]
+    return " ".join(p for p in parts if p) or None
+
+
 class MlxEngine:
     name = "mlx"
 
-    def __init__(self, model: str, model_path: str, threads: int = 0) -> None:
+    def __init__(
+        self, model: str, model_path: str, threads: int = 0, *, device: str = "", fp16: bool | None = None
+    ) -> None:
         self.model = model
         self._path = model_path
         self._threads = threads
-        self._fp16 = apple_silicon()
+        self._device = device or ("metal" if apple_silicon() else "cpu")
+        self._fp16 = apple_silicon() if fp16 is None else fp16
         self._mx: Any = None
         self._transcribe_mod: Any = None
         self.blas: str | None = None
@@ -113,13 +122,21 @@ class MlxEngine:
         from mlx_whisper.load_models import load_model
 
         self._mx = mx
+        if self._device == "cpu" and apple_silicon():
+            mx.set_default_device(mx.cpu)  # device = "cpu" asked for on a Mac
         self._transcribe_mod = importlib.import_module("mlx_whisper.transcribe")
         dtype = mx.float16 if self._fp16 else mx.float32
         model = load_model(self._path, dtype=dtype)
         holder = self._transcribe_mod.ModelHolder
         holder.model, holder.model_path = model, self._path
         self._transcribe_mod.tqdm = _TqdmShim
-        return {"fp16": self._fp16, "blas": self.blas or "reference (slow: install libopenblas0-pthread)"}
+        return {
+            "fp16": self._fp16,
+            "blas": self.blas or "reference (slow: install libopenblas0-pthread)",
+            "device": self._device,
+            "compute_type": "float16" if self._fp16 else "float32",
+            "multilingual": bool(model.is_multilingual),
+        }
 
     def probe(self, fh: BinaryIO) -> float:
         return audio.probe(fh)
@@ -156,7 +173,7 @@ class MlxEngine:
                 word_timestamps=words,
                 language=options.get("language") or None,
                 task=options.get("task", "transcribe"),
-                initial_prompt=options.get("initial_prompt") or None,
+                initial_prompt=prompt_with_hotwords(options),  # issue 13: mlx has no hotwords of its own
                 clip_timestamps=f"{resume_from:.3f}" if resume_from > 0 else "0",
             )
         finally:
