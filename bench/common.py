@@ -134,7 +134,7 @@ def speech_clips(folder: Path, count: int, seconds: float, seed: int = 0) -> lis
 
 def audio_seconds(path: Path) -> float:
     sys.path.insert(0, str(REPO / "src"))
-    from processor import audio
+    from processor.worker import audio
 
     with open(path, "rb") as fh:
         return len(audio.decode(fh, audio.probe(fh))) / audio.SAMPLE_RATE

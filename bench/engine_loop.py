@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from processor.engines import make_engine
+from processor.worker.engines import make_engine
 
 
 def main() -> None:

@@ -56,7 +56,7 @@ def writer_pause(seconds: float) -> None:
 
 
 def script(**kw: Any) -> bytes:
-    """Content of an input the test engine follows (see processor/engines/testing.py)."""
+    """Content of an input the test engine follows (see processor/worker/engines/testing.py)."""
     return b"SPOOLTEST" + json.dumps(kw).encode()
 
 

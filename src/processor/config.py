@@ -23,8 +23,9 @@ from typing import Any
 from ground.errors import ConfigError
 from processor import config_check as cc
 from processor import config_sources as sources
-from processor import hardware, languages
+from processor import languages
 from processor import options as opt
+from processor.worker import hardware
 from schema.store import EventStore, open_store
 from spool.layout import Layout
 

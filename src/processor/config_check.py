@@ -233,7 +233,7 @@ def bind_address(key: str, value: str) -> None:
 
 def device(key: str, value: str) -> None:
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``metal``; whether it exists here is the daemon's start check."""
-    from processor import hardware
+    from processor.worker import hardware
 
     if not hardware.valid_device(value):
         raise ConfigError(key, f"{checks.show(value)} is not a device", "auto, cpu, cuda, cuda:N, metal")

@@ -18,7 +18,6 @@ from processor import registry
 from processor.clock import Clock
 from processor.commands import Commands
 from processor.config import Settings
-from processor.engines import resolve_engine
 from processor.fleet import Fleet, previous_instance, record_instance
 from processor.intake import Intake
 from processor.jobcontrol import JobControl
@@ -30,6 +29,7 @@ from processor.recovery import recover
 from processor.sdnotify import Notifier as SystemdNotifier
 from processor.spoolwatch import SpoolWatch
 from processor.supervisor import WorkerProcess, become_subreaper
+from processor.worker.engines import resolve_engine
 from schema import events as ev
 from schema.errors import DatabaseDamaged, StoreError
 from schema.jobs import JobState

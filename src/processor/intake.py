@@ -21,8 +21,8 @@ from ground.times import iso
 from processor import options as opt
 from processor.clock import Clock
 from processor.config import Settings
-from processor.engines import resolve_engine
 from processor.lifecycle import Lifecycle
+from processor.worker.engines import resolve_engine
 from schema import events as ev
 from schema.errors import AlreadySubmitted, ConcurrencyError, StoreError
 from schema.jobs import Job

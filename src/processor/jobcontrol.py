@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from ground.times import iso
-from processor import policy
+from processor import policy, protocol
 from processor.clock import Clock
 from processor.config import Settings
 from processor.joblog import RotatingLog
@@ -178,20 +178,19 @@ class JobControl:
             f"{iso(self.clock.wall())} attempt {job.attempts} on {worker.wid} pid {worker.pid} "
             f"({key[0]} {key[1]}) resume_from={resume}"
         )
-        sent = worker.send(
-            {
-                "type": "job",
-                "job": job.id,
-                "attempt": job.attempts,
-                "total_attempt": job.total_attempts,
-                "input": str(self.lc.input_path(job)),
-                "stage": str(self.layout.staging(job.id) / run.stage),  # one per attempt: no cross-talk
-                "options": job.options,
-                "resume_from": resume,
-                "prior_segments": prior,
-                "source": job.source,
-            }
-        )
+        order: protocol.JobMsg = {
+            "type": "job",
+            "job": job.id,
+            "attempt": job.attempts,
+            "total_attempt": job.total_attempts,
+            "input": str(self.lc.input_path(job)),
+            "stage": str(self.layout.staging(job.id) / run.stage),  # one per attempt: no cross-talk
+            "options": job.options,
+            "resume_from": resume,
+            "prior_segments": prior,
+            "source": job.source,
+        }
+        sent = worker.send(order)
         if not sent:
             run.log.line("worker pipe closed before the job reached it")
         self._best_effort(run, worker, self._heartbeat, run, worker, now)
@@ -205,28 +204,27 @@ class JobControl:
 
     # --- worker messages --------------------------------------------------------
 
-    def on_message(self, worker: WorkerProcess, msg: dict[str, Any]) -> None:
-        kind = msg["type"]
-        if kind == "ready":
+    def on_message(self, worker: WorkerProcess, msg: protocol.FromWorker) -> None:
+        if msg["type"] == "ready":
             self._on_ready(worker, msg)
-        elif kind == "fatal":
+        elif msg["type"] == "fatal":
             self.pool.load_failures[worker.key] = self.pool.load_failures.get(worker.key, 0) + 1
-            self.load_errors[worker.key] = str(msg.get("message"))
-            self.log.error("worker.load_failed", worker=worker.wid, message=msg.get("message"))
+            self.load_errors[worker.key] = msg["message"]
+            self.log.error("worker.load_failed", worker=worker.wid, message=msg["message"])
             self.dispatch_dirty = True
-        elif kind == "idle":
+        elif msg["type"] == "idle":
             pass  # already released when its result, error or skip was handled
         else:
-            run = self.runs.get(str(msg.get("job")))
+            run = self.runs.get(msg["job"])
             if run is None or run.wid != worker.wid or run.stop is not None:
                 return
             with structlog.contextvars.bound_contextvars(job_id=run.job_id):
                 try:
-                    self._on_job_message(worker, run, kind, msg)
+                    self._on_job_message(worker, run, msg)
                 except (StoreError, OSError):
                     raise
                 except Exception as e:  # noqa: BLE001 - a bulkhead: this job ends, the daemon goes on
-                    self._internal_error(run, e, f"message {kind}")
+                    self._internal_error(run, e, f"message {msg['type']}")
             if run.job_id not in self.runs:  # it ended: hand the worker its next job, then record this one
                 self._after_outcome()
 
@@ -240,7 +238,7 @@ class JobControl:
             self.dispatch()
             self.outcomes.record_due()
 
-    def _on_ready(self, worker: WorkerProcess, msg: dict[str, Any]) -> None:
+    def _on_ready(self, worker: WorkerProcess, msg: protocol.ReadyMsg) -> None:
         worker.ready()
         self.pool.load_failures.pop(worker.key, None)
         self.log.info(
@@ -262,28 +260,28 @@ class JobControl:
             )
         self.dispatch_dirty = True
 
-    def _on_job_message(self, worker: WorkerProcess, run: Run, kind: str, msg: dict[str, Any]) -> None:
+    def _on_job_message(self, worker: WorkerProcess, run: Run, msg: protocol.JobReport) -> None:
         """Memory first; store writes are either kept until recorded or, for progress, merely skipped."""
         now = self.clock.mono()
-        if kind == "probe":
+        if msg["type"] == "probe":
             run.probe, run.probed, run.last_progress = msg, True, now
             self._decide_probe(worker, run)
-        elif kind == "progress":
+        elif msg["type"] == "progress":
             run.last_progress, run.position_s = now, float(msg["position_s"])
-            run.duration_s = float(msg.get("duration_s") or run.duration_s)
+            run.duration_s = float(msg["duration_s"] or run.duration_s)
             if now - run.last_progress_event >= self.settings.progress_s:
                 run.last_progress_event = now
                 progressed = ev.JobProgressed(position_s=run.position_s, duration_s=run.duration_s)
                 self._best_effort(run, worker, self._append_fenced, run, [progressed])
-        elif kind == "segments":
+        elif msg["type"] == "segments":
             run.last_progress = now
             run.pending.extend(msg["segments"])
             run.pending_upto = max(run.pending_upto, float(msg["upto_s"]))
             run.position_s = max(run.position_s, run.pending_upto)
             if now - run.last_flush >= self.settings.progress_s:
                 self._best_effort(run, worker, self.outcomes.flush, run)
-        elif kind in ("result", "error"):
-            self._conclude(worker, run, Completion(run.job_id, run.wid, Outcome(kind), run=run, msg=msg))
+        else:  # result or error
+            self._conclude(worker, run, Completion(run.job_id, run.wid, Outcome(msg["type"]), run=run, msg=msg))
 
     def _decide_probe(self, worker: WorkerProcess, run: Run) -> None:
         """Decide before recording: ``go`` moves no file, so the worker need not wait for our fsync.
@@ -306,14 +304,14 @@ class JobControl:
         run.duration_s = float(msg["duration_s"])
         run.journal.append(ev.JobProbed(sha256=str(msg["sha256"]), duration_s=run.duration_s))
         if job.cancel_requested or original is not None:
-            worker.send({"type": "skip"})
+            worker.send(protocol.skip())
             kind = Outcome.duplicate if original is not None else Outcome.cancel
             self._conclude(worker, run, Completion(run.job_id, run.wid, kind, run=run, original=original))
             return
         run.hard_deadline = now + policy.hard_timeout(
             run.duration_s, self.settings.timeout_base_s, self.settings.timeout_factor
         )
-        worker.send({"type": "go"})
+        worker.send(protocol.go())
         self._best_effort(run, worker, self.outcomes.flush, run)
 
     def _conclude(self, worker: WorkerProcess | None, run: Run, completion: Completion) -> None:

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ground.times import iso
-from processor import outputs, policy
+from processor import policy
 from processor.clock import Clock
 from processor.config import Settings
 from processor.options import writer_options
+from processor.worker import outputs
 from schema import events as ev
 from schema.errors import StaleAttempt
 from schema.jobs import Job, JobState

@@ -14,10 +14,10 @@ import os
 from typing import Any
 
 from ground.errors import SpoolError
-from processor import models
 from processor import options as opt
 from processor.config import Settings
-from processor.engines import resolve_engine
+from processor.worker import models
+from processor.worker.engines import resolve_engine
 from schema.jobs import Job
 
 

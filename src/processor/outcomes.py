@@ -153,13 +153,14 @@ class Outcomes:
             if self.lc.input_changed(job) is not None:
                 return True
             msg = c.msg
+            assert msg is not None and msg["type"] == "result"  # a result outcome carries its report
             stage = c.run.stage if c.run is not None else ""
             job = self.lc.transcribed(
                 job,
                 [f"{stage}/{name}" for name in msg["outputs"]],
-                str(msg.get("language") or ""),
-                float(msg["duration_s"]),
-                float(msg["elapsed_s"]),
+                msg["language"],
+                msg["duration_s"],
+                msg["elapsed_s"],
                 publish=False,
             )
             return self._publish(c, job, now)
@@ -188,14 +189,16 @@ class Outcomes:
         return True
 
     def _error(self, c: Completion, job: Job) -> None:
-        reason, message = str(c.msg.get("reason")), str(c.msg.get("message"))
+        msg = c.msg
+        assert msg is not None and msg["type"] == "error"  # an error outcome carries its report
+        reason, message = msg["reason"], msg["message"]
         if c.run is not None and not c.logged:
             c.run.log.line(f"{iso(self.clock.wall())} error {reason}: {message}")
             c.logged = True
         if reason == "input_changed":
             self.lc.input_changed(job, force=True)
         elif self.lc.unsettled_retry(job, reason, message) is None:
-            self.lc.fail(job, reason, message, retryable=bool(c.msg.get("retryable")))
+            self.lc.fail(job, reason, message, retryable=msg["retryable"])
 
     def _exited(self, c: Completion, job: Job) -> None:
         stop = c.run.stop if c.run is not None else None

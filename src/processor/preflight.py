@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ground.errors import SpoolError
-from processor import hardware, languages, models
+from processor import languages
 from processor.config import Settings
-from processor.engines import resolve_engine
+from processor.worker import hardware, models
+from processor.worker.engines import resolve_engine
 
 
 class NotReady(SpoolError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processor.joblog import RotatingLog
+from processor.protocol import ErrorMsg, ProbeMsg, ResultMsg
 from processor.supervisor import Exit
 from schema import events as ev
 from schema.jobs import Job
@@ -46,7 +47,7 @@ class Run:
     journal: list[ev.Event] = field(default_factory=list)  # other facts of this attempt not yet recorded
     inflight: tuple[str, list[ev.Event], int, int] | None = None  # (key, batch, journal n, segments n) refused once
     flushes: int = 0
-    probe: dict[str, Any] | None = None  # the worker's probe, while the store cannot be asked about it
+    probe: ProbeMsg | None = None  # the worker's probe, while the store cannot be asked about it
     stop: StopReason | None = None
     stage: str = ""  # this attempt's staging sub-directory
 
@@ -78,7 +79,7 @@ class Completion:
     wid: str
     kind: Outcome
     run: Run | None = None
-    msg: dict[str, Any] = field(default_factory=dict)
+    msg: ResultMsg | ErrorMsg | None = None  # the worker's report, for a result or an error
     exit: Exit | None = None
     detail: str = ""
     original: Job | None = None

@@ -150,7 +150,7 @@ class WorkerProcess:
         self.state, self.job = WorkerState.idle, None
         self.jobs_done += 1
 
-    def send(self, msg: dict[str, Any]) -> bool:
+    def send(self, msg: protocol.ToWorker) -> bool:
         """Write one message; False if the worker is gone (its EOF will follow)."""
         if self._proc is None or self._proc.stdin is None:
             return False

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from processor import audio
+from processor.worker import audio
 from schema.jobs import JobState
 from tests.conftest import Spool, reference_speech
 from tests.media import CONTAINERS, encode

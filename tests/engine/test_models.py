@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from processor import models
+from processor.worker import models
 
 
 @pytest.fixture(scope="module")

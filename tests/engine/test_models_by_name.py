@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from processor import models
+from processor.worker import models
 from tests.conftest import Spool
 
 pytestmark = pytest.mark.engine

@@ -32,8 +32,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 PROCESSOR_SURFACE = frozenset(
     {"processor.argtypes", "processor.config", "processor.liveness", "processor.status", "processor.views"}
 )
+# The worker's folder (processor/worker/) reaches the rest of processor only for this shared vocabulary.
+WORKER_SHARED = frozenset({"processor.protocol", "processor.languages", "processor.options"})
 # The worker process: no store, no daemon-side machinery.
-WORKER_ENTRY = "processor.worker"
+WORKER_ENTRY = "processor.worker.main"
 WORKER_MAY_NOT_LOAD = ("schema", "ops", "spoolscribe", "processor.daemon", "processor.intake", "psycopg", "apscheduler")
 
 MAX_MODULE_LINES = 500
@@ -100,10 +102,16 @@ def layering_problems() -> list[str]:
         own = module_name(path).split(".")[0]
         for imp in imports_of(path):
             top = imp.target.split(".")[0]
-            if top not in PACKAGES or top == own:
+            in_worker = module_name(path).startswith("processor.worker")
+            if top not in PACKAGES or (top == own and not in_worker):
                 continue
             problem = None
-            if top not in MAY_IMPORT[own]:
+            if top == own:
+                if _daemon_side(imp.target):
+                    problem = (
+                        f"{where(imp)}: processor/worker/ imports only itself and {', '.join(sorted(WORKER_SHARED))}"
+                    )
+            elif top not in MAY_IMPORT[own]:
                 problem = f"{where(imp)}: {own} may not import {top}"
             elif own == "ops" and top == "processor":
                 surface = ".".join(imp.target.split(".")[:2])
@@ -112,6 +120,13 @@ def layering_problems() -> list[str]:
             if problem and not (found and found[-1].startswith(problem)):  # one line per import statement
                 found.append(f"{problem} ({imp.target})")
     return found
+
+
+def _daemon_side(target: str) -> bool:
+    surface = ".".join(target.split(".")[:2])
+    if surface in ("processor", "processor.worker") or surface in WORKER_SHARED:
+        return False
+    return _is_module(surface)
 
 
 def _is_module(dotted: str) -> bool:
@@ -223,3 +238,17 @@ def test_the_rules_catch_every_kind_of_import(
     monkeypatch.setattr(sys.modules[__name__], "SRC", fake)
     found = layering_problems()
     assert len(found) == 1 and rule in found[0] and "src/spool/bad.py:" in found[0]
+
+
+def test_the_worker_folder_rule_catches_a_daemon_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "src"
+    for pkg in PACKAGES:
+        (fake / pkg).mkdir(parents=True)
+    (fake / "processor" / "worker").mkdir()
+    (fake / "processor" / "daemon.py").write_text("")
+    (fake / "processor" / "worker" / "bad.py").write_text(
+        "from processor import daemon\nfrom processor import protocol\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "SRC", fake)
+    found = layering_problems()
+    assert len(found) == 1 and "processor/worker/ imports only itself" in found[0] and "bad.py:1" in found[0]

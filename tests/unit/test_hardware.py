@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processor.hardware import Hardware, HardwareError, Machine, select, valid_device
+from processor.worker.hardware import Hardware, HardwareError, Machine, select, valid_device
 
 CPU_ONLY = Machine()
 TWO_GPUS = Machine(cuda_devices=2, cuda_types=frozenset({"float16", "int8_float16", "int8", "float32"}))

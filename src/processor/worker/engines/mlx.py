@@ -27,8 +27,8 @@ import sys
 import sysconfig
 from typing import Any, BinaryIO
 
-from processor import audio
-from processor.engines.base import OnProgress, OnSegments, Transcript, clean_segment
+from processor.worker import audio
+from processor.worker.engines.base import OnProgress, OnSegments, Transcript, clean_segment
 
 FRAMES_PER_SECOND = 100  # mel frames per second in mlx-whisper
 

@@ -26,9 +26,9 @@ import sys
 import time
 from typing import Any, BinaryIO
 
-from processor import audio
-from processor.audio import BadInput
-from processor.engines.base import OnProgress, OnSegments, Transcript
+from processor.worker import audio
+from processor.worker.audio import BadInput
+from processor.worker.engines.base import OnProgress, OnSegments, Transcript
 
 MAGIC = b"SPOOLTEST"
 

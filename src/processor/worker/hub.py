@@ -4,7 +4,7 @@ A name (``small``, ``large-v3-turbo``, ``distil-large-v3``, ``tiny.en``...)
 stands for the CTranslate2 repo faster-whisper's own CLI downloads for it, so
 a machine that ever ran faster-whisper, whisper-ctranslate2 or Subgen already
 has the weights in its cache.  The mlx engine takes the same CTranslate2
-weights and converts them once (:func:`processor.models.convert_ct2_to_mlx`),
+weights and converts them once (:func:`processor.worker.models.convert_ct2_to_mlx`),
 so one name means the same model on both engines.
 
 The cache is read here, by our own code and without network, in the layout

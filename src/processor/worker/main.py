@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from processor import hardware, languages, outputs, protocol
-from processor.audio import BadInput
-from processor.engines import make_engine, resolve_engine
-from processor.engines.base import Engine
+from processor import languages, protocol
+from processor.worker import hardware, outputs
+from processor.worker.audio import BadInput
+from processor.worker.engines import make_engine, resolve_engine
+from processor.worker.engines.base import Engine
 from spool import names
 from spool.fsio import NotRegularFile, open_regular
 
@@ -45,10 +46,10 @@ class Channel:
         self._out = os.fdopen(out_fd, "wb", buffering=0)
         self._in = sys.stdin.buffer
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def send(self, msg: protocol.FromWorker) -> None:
         self._out.write(protocol.encode(msg))
 
-    def receive(self) -> dict[str, Any] | None:
+    def receive(self) -> protocol.ToWorker | None:
         """The next message; None at end of input (the daemon went away)."""
         while True:
             line = self._in.readline(protocol.MAX_LINE)
@@ -91,7 +92,7 @@ class ProgressSender:
         self._channel.send({"type": "segments", "job": self._job, "segments": segments, "upto_s": round(upto_s, 3)})
 
 
-def run_job(engine: Engine, channel: Channel, msg: dict[str, Any], facts: dict[str, Any] | None = None) -> None:
+def run_job(engine: Engine, channel: Channel, msg: protocol.JobMsg, facts: dict[str, Any] | None = None) -> None:
     """One job; ``facts`` is what the engine's load said (multilingual, device, compute type)."""
     job = msg["job"]
     facts = facts or {}
@@ -99,32 +100,32 @@ def run_job(engine: Engine, channel: Channel, msg: dict[str, Any], facts: dict[s
     refused = languages.unsupported(msg["options"], engine.model, facts.get("multilingual"))
     if refused is not None:  # before the input is even opened: nothing is decoded for a request we cannot serve
         log(f"job {job}: {refused[1]}")
-        channel.send({"type": "error", "job": job, "reason": refused[0], "message": refused[1], "retryable": False})
+        channel.send(protocol.error(job, refused[0], refused[1], retryable=False))
         return
     try:
         fh = os.fdopen(open_regular(Path(msg["input"])), "rb")
     except NotRegularFile as e:
-        channel.send({"type": "error", "job": job, "reason": "not_regular_file", "message": str(e), "retryable": False})
+        channel.send(protocol.error(job, "not_regular_file", str(e), retryable=False))
         return
     except OSError as e:  # one attempt is enough to know: not a crash to retry three times
         reason, retryable = OPEN_ERRORS.get(e.errno or 0, ("io_error", True))
         log(f"job {job}: cannot open the input: {e}")
         message = f"the input cannot be opened: {e.strerror or e}"
-        channel.send({"type": "error", "job": job, "reason": reason, "message": message, "retryable": retryable})
+        channel.send(protocol.error(job, reason, message, retryable=retryable))
         return
     with fh:
         _run_open(engine, channel, msg, fh, facts)
 
 
-def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryIO, facts: dict[str, Any]) -> None:
+def _run_open(engine: Engine, channel: Channel, msg: protocol.JobMsg, fh: BinaryIO, facts: dict[str, Any]) -> None:
     job = msg["job"]
     try:
         duration = engine.probe(fh)
         sha = sha256_of(fh)
         channel.send({"type": "probe", "job": job, "sha256": sha, "duration_s": round(duration, 3)})
         reply = channel.receive()
-        if reply is None or reply.get("type") != "go":
-            log(f"job {job}: {reply.get('type') if reply else 'no reply'}; not transcribing")
+        if reply is None or reply["type"] != "go":
+            log(f"job {job}: {reply['type'] if reply else 'no reply'}; not transcribing")
             return
         if hasattr(engine, "attempt"):  # the scripted test engine misbehaves per attempt
             engine.attempt = int(msg.get("total_attempt", msg.get("attempt", 1)))
@@ -153,50 +154,26 @@ def _run_open(engine: Engine, channel: Channel, msg: dict[str, Any], fh: BinaryI
         names = outputs.render(result, msg["options"]["formats"], Path(msg["stage"]))
         if sha256_of(fh) != sha:
             channel.send(
-                {
-                    "type": "error",
-                    "job": job,
-                    "reason": "input_changed",
-                    "message": "the input changed while it was transcribed",
-                    "retryable": True,
-                }
+                protocol.error(job, "input_changed", "the input changed while it was transcribed", retryable=True)
             )
             return
         log(f"job {job}: done, {audio_s:.1f} s of audio in {elapsed:.1f} s")  # before the result: its log is ours
-        channel.send(
-            {
-                "type": "result",
-                "job": job,
-                "outputs": names,
-                "language": transcript.language,
-                "duration_s": round(audio_s, 3),
-                "elapsed_s": round(elapsed, 3),
-                "sha256": sha,
-            }
-        )
+        channel.send(protocol.result(job, names, manifest))
     except BadInput as e:
         log(f"job {job}: bad input: {e}")
-        channel.send({"type": "error", "job": job, "reason": e.reason, "message": str(e), "retryable": False})
+        channel.send(protocol.error(job, e.reason, str(e), retryable=False))
     except OSError as e:
         log(f"job {job}: {traceback.format_exc()}")
         reason = "disk_full" if e.errno == errno.ENOSPC else "io_error"
-        channel.send({"type": "error", "job": job, "reason": reason, "message": str(e), "retryable": True})
+        channel.send(protocol.error(job, reason, str(e), retryable=True))
     except Exception as e:  # noqa: BLE001 - any engine failure is reported, then retried
         log(f"job {job}: engine failed:\n{traceback.format_exc()}")
-        channel.send(
-            {
-                "type": "error",
-                "job": job,
-                "reason": "engine_error",
-                "message": f"{type(e).__name__}: {e}"[:500],
-                "retryable": True,
-            }
-        )
+        channel.send(protocol.error(job, "engine_error", f"{type(e).__name__}: {e}", retryable=True))
 
 
 def _manifest(
     engine: Engine,
-    msg: dict[str, Any],
+    msg: protocol.JobMsg,
     sha: str,
     language: str,
     audio_s: float,
@@ -277,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         info = engine.load()
     except Exception as e:  # noqa: BLE001 - reported to the daemon, which fails the job clearly
         log(f"engine {args.engine} model {args.model} failed to load:\n{traceback.format_exc()}")
-        channel.send({"type": "fatal", "message": f"{args.engine}/{args.model} failed to load: {e}"[:500]})
+        channel.send(protocol.fatal(f"{args.engine}/{args.model} failed to load: {e}"))
         return 2
     load_s = time.monotonic() - started
     log(f"ready: {engine.name} {engine.model} in {load_s:.2f} s {info}")
@@ -293,12 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     while True:
         msg = channel.receive()
-        if msg is None or msg.get("type") == "shutdown":
+        if msg is None or msg["type"] == "shutdown":
             return 0
-        if msg.get("type") == "job":
+        if msg["type"] == "job":
             run_job(engine, channel, msg, info)
             engine.between_jobs()
-            channel.send({"type": "idle"})
+            channel.send(protocol.idle())
 
 
 if __name__ == "__main__":
