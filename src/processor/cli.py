@@ -452,7 +452,10 @@ def _key_help(key: str) -> str:
     return ""
 
 
-RUN_FLAGS = ("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads", "host", "lease_s")
+RUN_FLAGS = (
+    *("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads", "host", "lease_s"),
+    *("vad", "condition_on_previous_text"),  # long-form quality (issue 13)
+)
 FLAG_KEYS = ("root", "store", "state_dir", *RUN_FLAGS)
 
 

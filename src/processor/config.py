@@ -74,6 +74,12 @@ class Settings:
     task: str = _f("transcribe", "transcribe, or translate to English", choices=("transcribe", "translate"))
     word_timestamps: bool = _f(True, "word-level timing in json and subtitles")
     beam_size: int = _f(1, "beam search width (1: greedy; mlx supports greedy only)", minimum=1, maximum=10)
+    # --- long-form quality (issue 13 items 1-2; docs/quality.md has the measurements) ---
+    vad: bool = _f(True, "transcribe only what Silero voice-activity detection calls speech (no text from silence)")
+    condition_on_previous_text: bool = _f(
+        False, "prompt each stretch with the text before it (off: a loop or a lost thread cannot spread)"
+    )
+    # --- end long-form quality ---
     settle_s: float = _f(2.0, "a file written in place counts once unchanged this long", minimum=0)
     trust_mtime: bool = _f(
         True, "take files whose mtime is older than settle_s at once (off on shares with skewed clocks)"
@@ -176,6 +182,8 @@ class Settings:
             "word_timestamps": self.word_timestamps,
             "beam_size": self.beam_size,
             "initial_prompt": None,
+            "vad": self.vad,
+            "condition_on_previous_text": self.condition_on_previous_text,
         }
 
 

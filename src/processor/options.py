@@ -28,13 +28,27 @@ _SIDECAR_KEYS = {
     "initial_prompt": f"text of at most {MAX_PROMPT} characters without control characters, or null",
     "formats": f"a list drawn from {', '.join(FORMATS)}",
     "beam_size": "an integer from 1 to 10",
+    # --- long-form quality (issue 13 items 1-2; defaults measured in docs/quality.md) ---
+    **{
+        "vad": "true or false (Silero voice-activity detection: only speech is transcribed)",
+        "condition_on_previous_text": "true or false (feed each window's text to the next one as a prompt)",
+    },
 }
 _OPERATOR_KEYS = {
     "engine": f"one of {', '.join(ENGINES)}",
     "model": "a model name, model directory or Hub repo id",
 }
 # Options that change the words of a transcript (formats only change its shape).
-TRANSCRIPT_KEYS = ("engine", "model", "language", "task", "word_timestamps", "initial_prompt", "beam_size")
+TRANSCRIPT_KEYS = (
+    "engine",
+    "model",
+    "language",
+    "task",
+    "word_timestamps",
+    "initial_prompt",
+    "beam_size",
+    *("vad", "condition_on_previous_text"),  # long-form quality
+)
 
 
 class InvalidOptions(SpoolError):
@@ -63,7 +77,7 @@ def _check(key: str, value: Any) -> bool:
         )
     if key == "task":
         return value in TASKS
-    if key == "word_timestamps":
+    if key in ("word_timestamps", "vad", "condition_on_previous_text"):
         return isinstance(value, bool)
     if key == "initial_prompt":
         return value is None or _text(value, MAX_PROMPT)
