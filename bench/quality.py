@@ -1,0 +1,272 @@
+"""Long-form quality: the spool's defaults against the engine's own, side by side (``make quality``).
+
+Writes docs/quality.md and bench/results/quality.json.  Every corpus goes
+through, per engine: the spool as configured by default (the engine adapter,
+windows + VAD + guard), the engine library's own defaults on the whole file,
+the spool as it was before issue 13 (whole file, word timestamps, greedy, no
+VAD), and, for faster-whisper, ablations that each change one default back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import corpora
+from bench.common import REPO, commit, machine
+from processor import audio
+from processor.engines import longrun, make_engine
+from processor.repeats import repeat_runs
+
+MODELS = Path("/tmp/spoolbench-models")
+OUT = REPO / "docs" / "quality.md"
+SPOOL = {"word_timestamps": True, "beam_size": 1, "language": None, "task": "transcribe", "initial_prompt": None}
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def align(ref: list[str], hyp: list[str]) -> tuple[int, int]:
+    """(edit distance, reference words matched) of the best word alignment (Levenshtein)."""
+    # cost, -hits in one tuple: among equal costs prefer the alignment with more hits
+    prev = [(j, 0) for j in range(len(hyp) + 1)]
+    for i in range(1, len(ref) + 1):
+        cur = [(i, 0)]
+        for j in range(1, len(hyp) + 1):
+            same = ref[i - 1] == hyp[j - 1]
+            diag = (prev[j - 1][0] + (not same), prev[j - 1][1] - same)
+            cur.append(min(diag, (prev[j][0] + 1, prev[j][1]), (cur[j - 1][0] + 1, cur[j - 1][1])))
+        prev = cur
+    return prev[-1][0], -prev[-1][1]
+
+
+def score(corpus: corpora.Corpus, segments: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    text = " ".join(str(s["text"]) for s in segments)
+    ref, hyp = words(corpus.reference), words(text)
+    dist, hits = align(ref, hyp)
+    runs, longest = repeat_runs(segments)
+    passages = " ".join(hyp).count(corpora.PASSAGE)
+    return {
+        "words_kept": round(hits / len(ref), 3) if ref else None,
+        "wer": round(dist / len(ref), 3) if ref else None,
+        "inserted_words": len(hyp) if not ref else None,
+        "segments": len(segments),
+        "repeat_runs": runs,
+        "longest_run": longest,
+        "passages": passages,
+        "passages_expected": " ".join(ref).count(corpora.PASSAGE),
+        "wall_s": round(wall_s, 1),
+    }
+
+
+def spool_run(engine: Any, extra: dict[str, Any], **patch: Any) -> Callable[[Path], list[dict[str, Any]]]:
+    """The engine adapter as a worker runs it; ``patch`` sets long-form constants for an ablation."""
+
+    def run(path: Path) -> list[dict[str, Any]]:
+        saved = {k: getattr(longrun, k) for k in patch}
+        for k, v in patch.items():
+            setattr(longrun, k, v)
+        try:
+            with open(path, "rb") as fh:
+                duration = engine.probe(fh)
+                result = engine.transcribe(
+                    fh, duration, {**SPOOL, **extra}, resume_from=0.0, on_progress=_ignore, on_segments=_ignore
+                )
+        finally:
+            for k, v in saved.items():
+                setattr(longrun, k, v)
+        return result.segments
+
+    return run
+
+
+def _ignore(*_args: Any) -> None:
+    return None
+
+
+def library_run(engine: Any, kwargs: dict[str, Any]) -> Callable[[Path], list[dict[str, Any]]]:
+    """The engine library called on the whole decoded file, as a user of it would."""
+
+    def run(path: Path) -> list[dict[str, Any]]:
+        with open(path, "rb") as fh:
+            samples = audio.decode(fh)
+        if engine.name == "faster-whisper":
+            segs, _info = engine._model.transcribe(samples, **kwargs)
+            return [{"start": s.start, "end": s.end, "text": s.text} for s in segs]
+        mod = engine._transcribe_mod
+        return list(
+            mod.transcribe(samples, path_or_hf_repo=engine._path, verbose=None, fp16=False, **kwargs)["segments"]
+        )
+
+    return run
+
+
+SILERO_DEFAULTS = {"VAD_THRESHOLD": 0.5, "VAD_MERGE_S": 0.0}
+MAIN_ARGS = {"beam_size": 1, "word_timestamps": True}  # the spool before issue 13 (plus vad_filter=False, the default)
+
+
+def configs(engine: Any) -> list[tuple[str, Callable[[Path], list[dict[str, Any]]]]]:
+    out = [
+        ("spool defaults", spool_run(engine, {})),
+        ("engine defaults", library_run(engine, {})),
+        ("spool before #13", library_run(engine, MAIN_ARGS)),
+    ]
+    if engine.name == "faster-whisper":
+        out += [
+            ("spool, VAD off", spool_run(engine, {"vad": False})),
+            ("spool, condition_on_previous_text on", spool_run(engine, {"condition_on_previous_text": True})),
+            (
+                "spool, no word timestamps (no hallucination_silence_threshold)",
+                spool_run(engine, {"word_timestamps": False}),
+            ),
+        ]
+    return out
+
+
+def measure(engines: list[str], quick: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    built = corpora.build(quick=quick)
+    results: dict[str, Any] = {"machine": machine(), "commit": commit(), "quick": quick, "rows": []}
+    results["corpora"] = [
+        {
+            "name": c.name,
+            "about": c.about,
+            "seconds": round(audio_seconds(c.path), 1),
+            "ref_words": len(words(c.reference)),
+        }
+        for c in built
+    ]
+    for name in engines:
+        engine = make_engine(name, "tiny.en", MODELS)
+        engine.load()
+        for label, run in configs(engine):
+            for corpus in built:
+                t0 = time.monotonic()
+                segments = run(corpus.path)
+                row = {
+                    "engine": name,
+                    "config": label,
+                    "corpus": corpus.name,
+                    **score(corpus, segments, time.monotonic() - t0),
+                }
+                print(json.dumps(row), file=sys.stderr, flush=True)
+                results["rows"].append(row)
+                engine.between_jobs()
+    results["seconds"] = round(time.monotonic() - started)
+    return results
+
+
+def audio_seconds(path: Path) -> float:
+    with open(path, "rb") as fh:
+        return audio.probe(fh)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per engine and configuration over every corpus: what the choice of defaults rests on."""
+    lines = [
+        "| engine | configuration | words kept (mean) | WER (mean) | JFK passages kept | words invented in silence "
+        "| repeated-segment runs | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = list(dict.fromkeys((r["engine"], r["config"]) for r in rows))
+    for engine, config in keys:
+        mine = [r for r in rows if r["engine"] == engine and r["config"] == config]
+        kept = [r["words_kept"] for r in mine if r["words_kept"] is not None]
+        wer = [r["wer"] for r in mine if r["wer"] is not None]
+        passages = sum(r["passages"] for r in mine if r["passages_expected"])
+        expected = sum(r["passages_expected"] for r in mine)
+        silence = sum(r["inserted_words"] or 0 for r in mine)
+        lines.append(
+            f"| {engine} | {config} | {sum(kept) / max(1, len(kept)):.3f} | {sum(wer) / max(1, len(wer)):.3f} "
+            f"| {passages} / {expected} | {silence} | {sum(r['repeat_runs'] for r in mine)} "
+            f"| {sum(r['wall_s'] for r in mine):.1f} |"
+        )
+    return lines
+
+
+def markdown(r: dict[str, Any], command: str) -> str:
+    m = r["machine"]
+    lines = [
+        "# Transcript quality on long recordings",
+        "",
+        f"Measured {m['date']} on commit `{r['commit']}` with `{command}` (model tiny.en, the bundled one); "
+        f"the run took {r['seconds']} s. Machine: {m['cpu']}, {m['cores']} cores, load {m['load_1m']} at start.",
+        "",
+        "*words kept*: fraction of the reference's words found in the transcript (best word alignment); "
+        "*WER*: word error rate after folding case and punctuation (Levenshtein over words; insertions count, "
+        "so words invented in German, tones or noise raise it); *JFK passages kept*: occurrences of "
+        f'"{corpora.PASSAGE}" in the transcript against the reference; *repeated-segment runs*: runs of two or '
+        "more consecutive segments with the same text (longest in brackets per corpus).",
+        "",
+        "## Corpora",
+        "",
+        "| corpus | seconds | reference words | what it is |",
+        "|---|---|---|---|",
+        *[f"| {c['name']} | {c['seconds']} | {c['ref_words']} | {c['about']} |" for c in r["corpora"]],
+        "",
+        "Built by `bench/corpora.py` (cached in bench/results/corpora/): real clips from ../shared/audio, "
+        "espeak-ng speech (`-v en-us -s 130 -g 10`, German `-v de`) resampled with sox, sox tones, noise and silence.",
+        "",
+        "## Summary",
+        "",
+        *summary(r["rows"]),
+        "",
+        DEFAULTS_TEXT,
+        "",
+        "## Per corpus",
+        "",
+    ]
+    for corpus in r["corpora"]:
+        lines += [
+            f"### {corpus['name']}",
+            "",
+            "| engine | configuration | words kept | WER | invented words | passages | segments | repeat runs (longest)"
+            " | wall s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in (x for x in r["rows"] if x["corpus"] == corpus["name"]):
+            passages = f"{row['passages']} / {row['passages_expected']}" if row["passages_expected"] else "-"
+            lines.append(
+                f"| {row['engine']} | {row['config']} | {_cell(row['words_kept'])} | {_cell(row['wer'])} "
+                f"| {_cell(row['inserted_words'])} | {passages} | {row['segments']} "
+                f"| {row['repeat_runs']} ({row['longest_run']}) | {row['wall_s']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+DEFAULTS_TEXT = """## The defaults and why
+
+(filled in after the measured run)"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.quality", description=__doc__)
+    p.add_argument("--engines", default="faster-whisper,mlx", help="comma-separated engines to measure")
+    p.add_argument("--quick", action="store_true", help="short corpora only; results not written to docs/")
+    a = p.parse_args(argv)
+    results = measure([e for e in a.engines.split(",") if e], a.quick)
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(results, indent=1))
+    command = "make quality" + (" (--quick)" if a.quick else "")
+    if not a.quick:
+        OUT.write_text(markdown(results, command) + "\n")
+    else:
+        print(markdown(results, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
