@@ -77,7 +77,7 @@ def test_repeated_passages_after_silence_german_and_music_are_all_kept(spool: Sp
     assert said.count(PASSAGE) == 3, doc["text"]
     segments = doc["segments"]
     assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(segments))
-    assert 0 <= segments[0]["start"] and segments[-1]["end"] <= len(mix) / RATE
+    assert segments[0]["start"] >= 0 and segments[-1]["end"] <= len(mix) / RATE
     assert doc["spoolscribe"]["options"]["vad"] is True
 
 

@@ -120,7 +120,8 @@ def raw_segments(draw: st.DrawFn) -> list[dict[str, Any]]:
     out = []
     for _ in range(draw(st.integers(0, 8))):
         a, b = draw(seg_times), draw(seg_times)
-        words = [{"word": " w", "start": draw(seg_times), "end": draw(seg_times)} for _ in range(draw(st.integers(0, 3)))]
+        n = draw(st.integers(0, 3))
+        words = [{"word": " w", "start": draw(seg_times), "end": draw(seg_times)} for _ in range(n)]
         text = draw(st.sampled_from([" hello", " there", "  ", ""]))
         out.append({"start": a, "end": b, "text": text, "words": words})
     return out
