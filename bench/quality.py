@@ -108,6 +108,15 @@ def library_run(engine: Any, kwargs: dict[str, Any]) -> Callable[[Path], list[di
     return run
 
 
+class _NoGuard:
+    """Stands in for the repetition guard in an ablation: keeps everything."""
+
+    dropped = trimmed = 0
+
+    def __call__(self, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return segments
+
+
 SILERO_DEFAULTS = {"VAD_THRESHOLD": 0.5, "VAD_MERGE_S": 0.0}
 MAIN_ARGS = {"beam_size": 1, "word_timestamps": True}  # the spool before issue 13 (plus vad_filter=False, the default)
 
@@ -122,10 +131,9 @@ def configs(engine: Any) -> list[tuple[str, Callable[[Path], list[dict[str, Any]
         out += [
             ("spool, VAD off", spool_run(engine, {"vad": False})),
             ("spool, condition_on_previous_text on", spool_run(engine, {"condition_on_previous_text": True})),
-            (
-                "spool, no word timestamps (no hallucination_silence_threshold)",
-                spool_run(engine, {"word_timestamps": False}),
-            ),
+            ("spool, Silero's own VAD settings (0.5, no merging)", spool_run(engine, {}, **SILERO_DEFAULTS)),
+            ("spool, hallucination_silence_threshold off", spool_run(engine, {}, HALLUCINATION_SILENCE_S=None)),
+            ("spool, repetition guard off", spool_run(engine, {}, RepetitionGuard=_NoGuard)),
         ]
     return out
 
