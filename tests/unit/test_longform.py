@@ -4,6 +4,7 @@ and segments keep exact, monotone absolute times without being doubled or droppe
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -159,3 +160,15 @@ def test_segment_times_are_offset_by_the_window_start() -> None:
     (seg,) = lf.place(win, [{"start": 1.25, "end": 3.5, "text": " hi", "words": [{"start": 1.3, "end": 2.0}]}], 0.0)
     assert (seg["start"], seg["end"]) == (121.25, 123.5)
     assert (seg["words"][0]["start"], seg["words"][0]["end"]) == (121.3, 122.0)
+
+
+def test_decoding_streams_in_pieces_that_add_up_to_the_file(tmp_path: Path) -> None:
+    from processor import audio
+    from tests.media import encode
+
+    t = np.arange(70 * lf.RATE) / lf.RATE
+    path = encode((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), tmp_path / "tone.flac", "flac")
+    with open(path, "rb") as fh:
+        pieces = list(audio.stream(fh, audio.probe(fh), chunk_s=30.0))
+    assert [round(len(p) / lf.RATE) for p in pieces] == [30, 30, 10]
+    assert sum(len(p) for p in pieces) == 70 * lf.RATE
