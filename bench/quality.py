@@ -138,6 +138,18 @@ def configs(engine: Any) -> list[tuple[str, Callable[[Path], list[dict[str, Any]
     return out
 
 
+def seed(engine: str) -> None:
+    """Temperature fallback samples at random: a fixed seed per run makes each row reproducible."""
+    if engine == "faster-whisper":
+        import ctranslate2
+
+        ctranslate2.set_random_seed(13)
+    else:
+        import mlx.core as mx
+
+        mx.random.seed(13)
+
+
 def measure(engines: list[str], quick: bool) -> dict[str, Any]:
     started = time.monotonic()
     built = corpora.build(quick=quick)
@@ -156,6 +168,7 @@ def measure(engines: list[str], quick: bool) -> dict[str, Any]:
         engine.load()
         for label, run in configs(engine):
             for corpus in built:
+                seed(name)
                 t0 = time.monotonic()
                 segments = run(corpus.path)
                 row = {
