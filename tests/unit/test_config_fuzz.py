@@ -187,7 +187,10 @@ SECTION_KEYS = {
     "alerts": ["metric", "op", "threshold", "level", "message", "enabled", "colour"],
     "notify.webhooks": ["url", "events", "name", "timeout_s", "headers"],
     "notify.commands": ["argv", "events", "name", "timeout_s"],
-    "profiles": ["language", "task", "word_timestamps", "initial_prompt", "formats", "beam_size", "engine", "model"],
+    "profiles": [
+        *("language", "task", "word_timestamps", "initial_prompt", "formats", "beam_size", "engine", "model"),
+        *("vad", "condition_on_previous_text"),
+    ],
 }
 GOOD = st.sampled_from(
     ["queue_depth", ">", "warning", 5, "http://127.0.0.1:9/x", ["job.failed"], ["/bin/true"], "de", ["txt"], 2, True]
