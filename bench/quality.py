@@ -118,14 +118,15 @@ class _NoGuard:
 
 
 SILERO_DEFAULTS = {"VAD_THRESHOLD": 0.5, "VAD_MERGE_S": 0.0}
-MAIN_ARGS = {"beam_size": 1, "word_timestamps": True}  # the spool before issue 13 (plus vad_filter=False, the default)
+# The spool before issue 13: whole file, word timestamps, greedy (mlx: greedy is its only decoder), no VAD.
+MAIN_ARGS = {"faster-whisper": {"beam_size": 1, "word_timestamps": True}, "mlx": {"word_timestamps": True}}
 
 
 def configs(engine: Any) -> list[tuple[str, Callable[[Path], list[dict[str, Any]]]]]:
     out = [
         ("spool defaults", spool_run(engine, {})),
         ("engine defaults", library_run(engine, {})),
-        ("spool before #13", library_run(engine, MAIN_ARGS)),
+        ("spool before #13", library_run(engine, MAIN_ARGS[engine.name])),
     ]
     if engine.name == "faster-whisper":
         out += [
