@@ -140,7 +140,9 @@ def configs(engine: Any) -> list[tuple[str, Callable[[Path], list[dict[str, Any]
 
 
 def seed(engine: str) -> None:
-    """Temperature fallback samples at random: a fixed seed per run makes each row reproducible."""
+    """Temperature fallback samples at random; a fixed seed per row makes a row repeat across runs when
+    it runs at the same place in the run.  CTranslate2 keeps its generators per thread, so a row's
+    samples still depend on the rows before it: differences of a few hundredths of WER are noise."""
     if engine == "faster-whisper":
         import ctranslate2
 
@@ -230,6 +232,12 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "so words invented in German, tones or noise raise it); *JFK passages kept*: occurrences of "
         f'"{corpora.PASSAGE}" in the transcript against the reference; *repeated-segment runs*: runs of two or '
         "more consecutive segments with the same text (longest in brackets per corpus).",
+        "",
+        "Noise: when a 30 s decode fails the compression-ratio or log-prob test, the engines retry at a higher "
+        "temperature, which samples. Each row is seeded, but CTranslate2's generators are per thread, so a row "
+        "can sample differently than it would alone: differences of a few hundredths in WER between two rows "
+        "are within that noise; the choices below rest on larger differences. Wall times: a shared 2-core "
+        "machine (other work ran alongside), compare within a few-fold only.",
         "",
         "## Corpora",
         "",
@@ -323,8 +331,10 @@ def defaults_text(rows: list[dict[str, Any]]) -> str:
             f"mean WER {hst['wer']}, words kept {hst['kept']}; off: {s['wer']}, {s['kept']}. Once the VAD has cut "
             "the silences out it has little left to do, and it sometimes drops a real word.",
             f"* **Repetition guard.** Repeated-segment runs: {s['runs']} with it, {guard['runs']} without on these "
-            f"corpora (VAD already removes the silence loops: the engine's own defaults give {eng['runs']} runs, "
-            f"the spool before #13 {old['runs']}); it stays as the last line against loops inside speech.",
+            f"corpora (mean WER {s['wer']} / {guard['wer']}: sampling noise, see above); the VAD already removes "
+            f"the silence loops (the engine's own defaults give {eng['runs']} runs, the spool before #13 "
+            f"{old['runs']}). It stays as the last line against loops inside speech, which it cut in earlier "
+            'runs of this harness ("I can\'t tell you what" three times over the German stretch).',
             "* **Engine thresholds** (temperature fallback 0.0-1.0 in steps of 0.2, compression ratio 2.4, "
             "log-prob -1.0, no-speech 0.6) stay at the engines' defaults: both engines apply them per 30 s decode, "
             "and the numbers above are with them.",
