@@ -31,7 +31,7 @@ SpeechFn = Callable[[np.ndarray], Regions]
 
 @dataclass(frozen=True)
 class Windowing:
-    """How audio is cut; defaults measured in docs/quality.md (memory) and docs/performance.md."""
+    """How audio is cut: 120 s windows keep a worker's memory flat (docs/performance.md) and checkpoint often."""
 
     window_s: float = 120.0  # longest window: bounds memory and is a checkpoint
     min_window_s: float = 60.0  # a cut is looked for in (min_window_s, window_s]
