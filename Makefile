@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 SPOOL_ROOT ?= ./spool
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-all lint fuzz reliability bench bench-quick clean
+.PHONY: help setup run test test-all lint fuzz reliability bench bench-quick bench-memory quality clean
 
 help:
 	@echo "make run     set up and run the daemon on $(SPOOL_ROOT) (drop audio into $(SPOOL_ROOT)/inbox/)"
@@ -16,6 +16,8 @@ help:
 	@echo "make fuzz   the property/fuzz tests at 20x their make-test size (SPOOL_FUZZ_SCALE)"
 	@echo "make reliability   fuzz at 20x, then the fault-injection soak (long), writes docs/reliability.md"
 	@echo "make bench   benchmarks, writes docs/performance.md (bench-quick: smoke run)"
+	@echo "make bench-memory   a worker's peak RSS on a 5 min vs a 2 h input, into docs/performance.md"
+	@echo "make quality   long-form corpora through the spool's and the engines' own defaults, writes docs/quality.md"
 
 # uv from PyPI into a private tools venv when the machine has none.
 $(CURDIR)/.tools/bin/uv:
@@ -61,6 +63,12 @@ bench: setup
 
 bench-quick: setup
 	$(VENV)/bin/python -m bench.run --quick
+
+bench-memory: setup
+	$(VENV)/bin/python -m bench.memory
+
+quality: setup
+	$(VENV)/bin/python -m bench.quality
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

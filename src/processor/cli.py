@@ -388,6 +388,7 @@ RUN_FLAGS = (
     # issue 13: every model, hardware, language and output-shape option
     *("device", "compute_type", "language", "task", "multilingual", "word_timestamps", "beam_size"),
     *("initial_prompt", "hotwords", "max_line_width", "max_line_count", "max_words_per_line", "highlight_words"),
+    *("vad", "condition_on_previous_text"),  # long-form quality (issue 13)
 )
 FLAG_KEYS = ("root", "store", "state_dir", *RUN_FLAGS)
 

@@ -114,6 +114,12 @@ class Settings:
     )
     highlight_words: bool = _f(False, "underline each word as it is spoken in srt and vtt (needs word_timestamps)")
     # --- end of the issue 13 block ---------------------------------------------------------------
+    # --- long-form quality (issue 13 items 1-2; docs/quality.md has the measurements) ---
+    vad: bool = _f(True, "transcribe only what Silero voice-activity detection calls speech (no text from silence)")
+    condition_on_previous_text: bool = _f(
+        False, "prompt each stretch with the text before it (off: a loop or a lost thread cannot spread)"
+    )
+    # --- end long-form quality ---
     settle_s: float = _f(2.0, "a file written in place counts once unchanged this long", minimum=0)
     trust_mtime: bool = _f(
         True, "take files whose mtime is older than settle_s at once (off on shares with skewed clocks)"
@@ -222,6 +228,8 @@ class Settings:
             "max_line_count": self.max_line_count or None,
             "max_words_per_line": self.max_words_per_line or None,
             "highlight_words": self.highlight_words,
+            "vad": self.vad,
+            "condition_on_previous_text": self.condition_on_previous_text,
         }
 
 

@@ -29,6 +29,11 @@ _SIDECAR_KEYS = {
     "initial_prompt": f"text of at most {MAX_PROMPT} characters without control characters, or null",
     "formats": f"a list drawn from {', '.join(FORMATS)}",
     "beam_size": "an integer from 1 to 10",
+    # --- long-form quality (issue 13 items 1-2; defaults measured in docs/quality.md) ---
+    **{
+        "vad": "true or false (Silero voice-activity detection: only speech is transcribed)",
+        "condition_on_previous_text": "true or false (feed each window's text to the next one as a prompt)",
+    },
 }
 # --- issue 13: language detection, shaped subtitles, decoding hints (kept in one block) ---
 SHAPE_KEYS = ("max_line_width", "max_line_count", "max_words_per_line", "highlight_words")
@@ -50,7 +55,16 @@ _OPERATOR_KEYS = {
 }
 JOB_KEYS = (*_SIDECAR_KEYS, *_OPERATOR_KEYS)
 # Options that change the words of a transcript (formats only change its shape).
-TRANSCRIPT_KEYS = ("engine", "model", "language", "task", "word_timestamps", "initial_prompt", "beam_size")
+TRANSCRIPT_KEYS = (
+    "engine",
+    "model",
+    "language",
+    "task",
+    "word_timestamps",
+    "initial_prompt",
+    "beam_size",
+    *("vad", "condition_on_previous_text"),  # long-form quality
+)
 
 
 class InvalidOptions(SpoolError):
@@ -87,7 +101,7 @@ def _check(key: str, value: Any) -> bool:
         return value is None or _text(value, MAX_PROMPT)
     if key == "task":
         return value in TASKS
-    if key == "word_timestamps":
+    if key in ("word_timestamps", "vad", "condition_on_previous_text"):
         return isinstance(value, bool)
     if key == "initial_prompt":
         return value is None or _text(value, MAX_PROMPT)

@@ -191,6 +191,7 @@ SECTION_KEYS = {
     "profiles": [
         *("language", "task", "word_timestamps", "initial_prompt", "formats", "beam_size", "engine", "model"),
         *("multilingual", "hotwords", "max_line_width", "max_line_count", "max_words_per_line", "highlight_words"),
+        *("vad", "condition_on_previous_text"),
     ],
 }
 GOOD = st.sampled_from(

@@ -32,6 +32,8 @@ def test_valid_sidecar() -> None:
         ({"formats": ["../x"]}, "option 'formats' must be"),
         ({"engine": "mlx"}, "unknown option 'engine'"),  # operator-only key
         ({"beam_size": True}, "option 'beam_size' must be"),
+        ({"vad": "yes"}, "option 'vad' must be true or false"),
+        ({"condition_on_previous_text": 1}, "option 'condition_on_previous_text' must be true or false"),
         ({"initial_prompt": "x" * 5000}, "option 'initial_prompt' must be"),
         ([1, 2], "must be a JSON object"),
     ],

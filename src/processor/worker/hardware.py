@@ -16,7 +16,9 @@ To verify the CUDA branch on a GPU machine (README, "Models and hardware")::
 
 from __future__ import annotations
 
+import platform
 import re
+import sys
 from dataclasses import dataclass
 
 from ground.errors import SpoolError
@@ -117,10 +119,13 @@ def _select_mlx(device: str, compute_type: str, machine: Machine) -> Hardware:
     return Hardware(device, 0, compute_type)
 
 
+def apple_silicon() -> bool:
+    """Apple silicon (where mlx runs on Metal): the one test, used by engine choice and hardware."""
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
 def probe(engine: str) -> Machine:
     """The machine as ``engine`` sees it; imports CTranslate2 only for faster-whisper."""
-    from processor.worker.engines.mlx import apple_silicon
-
     if engine != "faster-whisper":
         return Machine(apple_silicon=apple_silicon())
     import ctranslate2

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from processor.worker import models
 from processor.worker.engines.base import Engine
-from processor.worker.engines.mlx import apple_silicon
-from processor.worker.hardware import Hardware
+from processor.worker.hardware import Hardware, apple_silicon
 
 
 def resolve_engine(name: str) -> str:

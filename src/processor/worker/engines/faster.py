@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, BinaryIO
 
+import processor.worker.engines.longrun as longrun  # the module, not the package: no init cycle
 from processor.worker import audio
-from processor.worker.engines.base import OnProgress, OnSegments, Transcript, clean_segment
+from processor.worker.engines.base import OnProgress, OnSegments, Transcript
 
 
 class FasterWhisperEngine:
@@ -28,6 +30,7 @@ class FasterWhisperEngine:
         self._compute_type = compute_type
         self._device, self._device_index = device, device_index
         self._model: Any = None
+        self._language_probability: float | None = None
 
     def load(self) -> dict[str, Any]:
         from faster_whisper import WhisperModel
@@ -60,43 +63,70 @@ class FasterWhisperEngine:
         on_progress: OnProgress,
         on_segments: OnSegments,
     ) -> Transcript:
-        samples = audio.decode(fh, duration_s)
-        words = bool(options.get("word_timestamps"))
+        self._language_probability = None
+        outcome = longrun.run(
+            fh,
+            duration_s,
+            options,
+            functools.partial(
+                self._window,
+                beam_size=int(options.get("beam_size") or 1),
+                hotwords=options.get("hotwords") or None,  # a decoding hint (mlx has none of its own)
+                multilingual=bool(options.get("multilingual")),  # the language of every window
+            ),
+            resume_from=resume_from,
+            on_progress=on_progress,
+            on_segments=on_segments,
+        )
+        multilingual = bool(self._model.model.is_multilingual)
+        return Transcript(
+            language=outcome.language or ("" if multilingual else "en"),
+            segments=outcome.segments,
+            info={
+                "language_probability": self._language_probability,
+                "windows": outcome.windows,
+                "repeats_dropped": outcome.dropped_repeats,
+                "loops_trimmed": outcome.trimmed_loops,
+            },
+        )
+
+    def _window(
+        self,
+        samples: Any,
+        clips: list[float],
+        decoding: dict[str, Any],
+        emit: longrun.Emit,
+        *,
+        beam_size: int,
+        hotwords: str | None,
+        multilingual: bool,
+    ) -> str:
+        """One window's speech clips; segments are emitted as the lazy generator finishes each."""
         segments_iter, info = self._model.transcribe(
             samples,
-            language=options.get("language") or None,
-            task=options.get("task", "transcribe"),
-            beam_size=int(options.get("beam_size") or 1),
-            word_timestamps=words,
-            initial_prompt=options.get("initial_prompt") or None,
-            hotwords=options.get("hotwords") or None,  # issue 13: decoding hint
-            multilingual=bool(options.get("multilingual")),  # issue 13: language per window
-            clip_timestamps=[float(resume_from)] if resume_from > 0 else "0",
+            beam_size=beam_size,
+            clip_timestamps=clips,
             vad_filter=False,
+            hotwords=hotwords,
+            multilingual=multilingual,
+            **decoding,
         )
-        out = []
         for seg in segments_iter:
-            d = clean_segment(
-                {
-                    "start": seg.start,
-                    "end": seg.end,
-                    "text": seg.text,
-                    "avg_logprob": seg.avg_logprob,
-                    "no_speech_prob": seg.no_speech_prob,
-                    "compression_ratio": seg.compression_ratio,
-                    "temperature": seg.temperature,
-                    "words": [w._asdict() for w in (seg.words or [])],
-                },
-                words,
-            )
-            out.append(d)
-            on_segments([d], d["end"])
-            on_progress(d["end"])
-        return Transcript(
-            language=info.language,
-            segments=out,
-            info={"language_probability": round(float(info.language_probability), 4)},
-        )
+            raw = {
+                "start": seg.start,
+                "end": seg.end,
+                "text": seg.text,
+                "avg_logprob": seg.avg_logprob,
+                "no_speech_prob": seg.no_speech_prob,
+                "compression_ratio": seg.compression_ratio,
+                "temperature": seg.temperature,
+            }
+            if seg.words:
+                raw["words"] = [w._asdict() for w in seg.words]
+            emit([raw], float(seg.end))
+        if self._language_probability is None:
+            self._language_probability = round(float(info.language_probability), 4)
+        return str(info.language)
 
     def between_jobs(self) -> None:
         return None

@@ -22,19 +22,16 @@ import ctypes.util
 import glob
 import importlib
 import os
-import platform
 import sys
 import sysconfig
 from typing import Any, BinaryIO
 
+import processor.worker.engines.longrun as longrun  # the module, not the package: no init cycle
 from processor.worker import audio
-from processor.worker.engines.base import OnProgress, OnSegments, Transcript, clean_segment
+from processor.worker.engines.base import OnProgress, OnSegments, Transcript
+from processor.worker.hardware import apple_silicon
 
 FRAMES_PER_SECOND = 100  # mel frames per second in mlx-whisper
-
-
-def apple_silicon() -> bool:
-    return sys.platform == "darwin" and platform.machine() == "arm64"
 
 
 def load_cblas() -> str | None:
@@ -151,37 +148,48 @@ class MlxEngine:
         on_progress: OnProgress,
         on_segments: OnSegments,
     ) -> Transcript:
-        samples = audio.decode(fh, duration_s)
-        words = bool(options.get("word_timestamps"))
-        collected: list[dict[str, Any]] = []
+        options = {**options, "initial_prompt": prompt_with_hotwords(options)}  # mlx has no hotwords of its own
+        outcome = longrun.run(
+            fh,
+            duration_s,
+            options,
+            self._window,
+            resume_from=resume_from,
+            on_progress=on_progress,
+            on_segments=on_segments,
+        )
+        multilingual = bool(self._transcribe_mod.ModelHolder.model.is_multilingual)
+        return Transcript(
+            language=outcome.language or ("" if multilingual else "en"),
+            segments=outcome.segments,
+            info={
+                "blas": self.blas,
+                "windows": outcome.windows,
+                "repeats_dropped": outcome.dropped_repeats,
+                "loops_trimmed": outcome.trimmed_loops,
+            },
+        )
+
+    def _window(self, samples: Any, clips: list[float], decoding: dict[str, Any], emit: longrun.Emit) -> str:
+        """One window's speech clips; segments are emitted once per 30 s the decoder finishes."""
+        seen = 0
 
         def on_update(new: list[dict[str, Any]], position: float) -> None:
-            cleaned = [clean_segment(s, words) for s in new if str(s.get("text", "")).strip()]
-            collected.extend(cleaned)
-            if cleaned:
-                on_segments(cleaned, max(position, cleaned[-1]["end"]))
-            on_progress(position)
+            nonlocal seen
+            seen += len(new)
+            emit(new, position)
 
         self._transcribe_mod.tqdm = _TqdmShim
         _Bar.hook = on_update
         try:
             result = self._transcribe_mod.transcribe(
-                samples,
-                path_or_hf_repo=self._path,
-                verbose=False,
-                fp16=self._fp16,
-                word_timestamps=words,
-                language=options.get("language") or None,
-                task=options.get("task", "transcribe"),
-                initial_prompt=prompt_with_hotwords(options),  # issue 13: mlx has no hotwords of its own
-                clip_timestamps=f"{resume_from:.3f}" if resume_from > 0 else "0",
+                samples, path_or_hf_repo=self._path, verbose=False, fp16=self._fp16, clip_timestamps=clips, **decoding
             )
         finally:
             _Bar.hook = None
-        final = [clean_segment(s, words) for s in result["segments"] if str(s.get("text", "")).strip()]
-        if len(final) > len(collected):  # the frame hook found nothing: checkpoint at the end
-            on_segments(final[len(collected) :], duration_s)
-        return Transcript(language=result["language"], segments=final, info={"blas": self.blas})
+        if len(result["segments"]) > seen:  # the frame hook found nothing: emit at the end of the window
+            emit(result["segments"][seen:], len(samples) / audio.SAMPLE_RATE)
+        return str(result["language"])
 
     def between_jobs(self) -> None:
         if self._mx is not None:
