@@ -47,16 +47,14 @@ class Web:
                 self.proc.wait(timeout=5)
 
 
-def start_web(spool: Spool, *args: str, token: str = "", wait: bool = True, **env: str) -> Web:
-    port = free_port()
-    log = spool.root / f"web-{port}.out"
-    listen = next((a for a in args if ":" in a), f"127.0.0.1:{port}")
-    extra = [] if any(":" in a for a in args) else ["--listen", listen]
+def start_web(spool: Spool, listen: str = "", token: str = "", wait: bool = True, **env: str) -> Web:
+    listen = listen or f"127.0.0.1:{free_port()}"
+    log = spool.root / f"web-{listen.rpartition(':')[2]}.out"
     if token:
         env["SPOOL_WEB_TOKEN"] = token
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "spoolscribe", "web", "--root", str(spool.root), *args, *extra],
+            [sys.executable, "-m", "spoolscribe", "web", "--root", str(spool.root), "--listen", listen],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=spool.env(**env),
@@ -73,7 +71,7 @@ def start_web(spool: Spool, *args: str, token: str = "", wait: bool = True, **en
 def _up(web: Web) -> bool:
     with contextlib.suppress(httpx.HTTPError):
         headers = {"Authorization": f"Bearer {web.token}"} if web.token else {}
-        return httpx.get(web.url + "/healthz", headers=headers, timeout=2).status_code == 200
+        return httpx.get(web.url + "/healthz", headers=headers, timeout=2).status_code in (200, 401)  # it answers
     return False
 
 
