@@ -44,7 +44,7 @@ def sse_events(client: httpx.Client, url: str, n: int, headers: dict[str, str] |
 
 
 def test_jobs_api_answers_201_at_once_then_state_outputs_log_and_events(served: tuple[Spool, Web]) -> None:
-    spool, web = served
+    _spool, web = served
     with web.client() as c:
         r = c.post(
             "/api/v1/jobs",
@@ -57,7 +57,7 @@ def test_jobs_api_answers_201_at_once_then_state_outputs_log_and_events(served: 
         assert r.json()["state"] != "inbox"  # recorded by the daemon before the answer
         doc = finished(c, job_id)
         assert doc["state"] == "succeeded" and doc["options"]["language"] == "en"
-        assert [e["type"] for e in doc["events"]][0] == "job.submitted" and doc["progress"] == 1.0
+        assert next(e["type"] for e in doc["events"]) == "job.submitted" and doc["progress"] == 1.0
         assert c.get(f"/api/v1/jobs/{job_id}/outputs/txt").text.strip().startswith("segment 1 of 3.")
         assert "-->" in c.get(f"/api/v1/jobs/{job_id}/outputs/srt").text
         assert c.get(f"/api/v1/jobs/{job_id}/outputs/vtt").text.startswith("WEBVTT")
@@ -70,7 +70,7 @@ def test_jobs_api_answers_201_at_once_then_state_outputs_log_and_events(served: 
         assert c.get("/api/v1/jobs", params={"state": "nonsense"}).json()["error"]["code"] == "bad_state"
 
         evs = sse_events(c, f"/api/v1/events?since=0&job={job_id}", 3)
-        assert [e["event"] for e in evs][0] == "job.submitted"
+        assert next(e["event"] for e in evs) == "job.submitted"
         positions = [int(e["id"]) for e in evs]
         assert positions == sorted(positions) and json.loads(evs[0]["data"])["stream"] == f"job-{job_id}"
         again = sse_events(c, f"/api/v1/events?job={job_id}", 1, headers={"Last-Event-ID": str(positions[0])})
@@ -129,7 +129,7 @@ def test_curl_multipart_upload(served: tuple[Spool, Web], tmp_path: Path) -> Non
 
 
 def test_errors_are_json_with_a_stable_code_and_nothing_escapes_the_outbox(served: tuple[Spool, Web]) -> None:
-    spool, web = served
+    _spool, web = served
     with web.client() as c:
         assert c.get("/api/v1/jobs/0123456789ab").json()["error"]["code"] == "job_not_found"
         assert c.get("/api/v1/jobs/ZZ;drop").json()["error"]["code"] == "job_not_found"
@@ -142,7 +142,8 @@ def test_errors_are_json_with_a_stable_code_and_nothing_escapes_the_outbox(serve
         assert r.json()["error"]["code"] == "bad_response_format"
         job = c.post("/api/v1/jobs", files={"file": ("../../../../etc/hosts.wav", script(duration=1))}).json()
         assert job["name"] == "hosts.wav" and finished(c, job["id"])["state"] == "succeeded"
-        for fmt in ("..%2F..%2Fspool.toml", "%2e%2e%2f%2e%2e%2fstate%2fspool.db", "%2E%2E", "%252e%252e%252f", "txt%00"):
+        sneaky = ("..%2F..%2Fspool.toml", "%2e%2e%2f%2e%2e%2fstate%2fspool.db", "%2E%2E", "%252e%252e%252f", "txt%00")
+        for fmt in sneaky:
             r = c.get(f"/api/v1/jobs/{job['id']}/outputs/{fmt}")
             assert r.status_code == 404 and "error" in r.json(), (fmt, r.text)
         r = c.post(f"/api/v1/jobs/{job['id']}/cancel")
