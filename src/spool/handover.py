@@ -167,9 +167,7 @@ def _candidates(name: str, after: str | None = None) -> list[str]:
     return out[out.index(after) + 1 :] if after in out else out
 
 
-def _reserve(
-    inbox: Path, candidates: list[str], created: list[Path], own_sidecar: bool = False
-) -> tuple[str, Path]:
+def _reserve(inbox: Path, candidates: list[str], created: list[Path], own_sidecar: bool = False) -> tuple[str, Path]:
     """The first candidate free in the inbox, reserved by creating its ``.part`` exclusively.
 
     ``own_sidecar``: the hand-over brings its options, so a name with someone else's sidecar is not free.

@@ -96,9 +96,16 @@ def _succeeded(job: Job) -> Job:
     return job
 
 
-async def run_sync(request: Request, face: Face, field: str, options: dict[str, Any]) -> tuple[Job, dict[str, str]]:
+async def run_sync(
+    request: Request, face: Face, field: str, options: dict[str, Any], encode: bool = True
+) -> tuple[Job, dict[str, str]]:
     up = await uploads.receive(request, face, (field,))
-    return await finish(face, up, options)
+    try:
+        if not encode:
+            await run_in_threadpool(uploads.as_wav, up)
+        return await finish(face, up, options)
+    finally:
+        up.discard()
 
 
 async def finish(face: Face, up: uploads.Upload, options: dict[str, Any]) -> tuple[Job, dict[str, str]]:
@@ -165,7 +172,7 @@ def router(face: Face) -> APIRouter:
         word_timestamps: bool = False,
         vad_filter: bool = False,
     ) -> Response:
-        # encode: inputs are always decoded (PyAV); vad_filter: not offered by the daemon's engines, ignored
+        # encode=false: raw 16 kHz s16le PCM (Bazarr), wrapped as WAV; vad_filter: not offered by the engines, ignored
         options: dict[str, Any] = {
             "task": task,
             "formats": sorted({output, "json"}),
@@ -175,7 +182,7 @@ def router(face: Face) -> APIRouter:
             options["language"] = language
         if initial_prompt:
             options["initial_prompt"] = initial_prompt
-        job, _ = await run_sync(request, face, "audio_file", options)
+        job, _ = await run_sync(request, face, "audio_file", options, encode)
         data, name = await run_in_threadpool(outputs.read_output, face, job, output)
         return Response(
             data,
@@ -184,8 +191,8 @@ def router(face: Face) -> APIRouter:
         )
 
     @r.post("/detect-language", openapi_extra=ASR_BODY, summary="whisper-asr-webservice-compatible language detection")
-    async def detect_language(request: Request) -> JSONResponse:
-        job, _ = await run_sync(request, face, "audio_file", {"formats": ["json"]})
+    async def detect_language(request: Request, encode: bool = True) -> JSONResponse:
+        job, _ = await run_sync(request, face, "audio_file", {"formats": ["json"]}, encode)
         doc = await run_in_threadpool(outputs.transcript, face, job)
         code = str(doc.get("language") or job.language or "")
         return JSONResponse(

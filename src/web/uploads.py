@@ -20,6 +20,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import struct
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -202,6 +203,31 @@ async def receive(request: Request, face: Face, file_fields: tuple[str, ...]) ->
     if rx.up.path is None:
         raise ApiError(422, "no_file", f"no file in the form (field {' or '.join(file_fields)})")
     return rx.up
+
+
+PCM_RATE = 16000  # whisper-asr-webservice's encode=false: raw signed 16-bit mono PCM at this rate
+
+
+def as_wav(up: Upload) -> None:
+    """Raw PCM (``/asr?encode=false``, as Bazarr sends after its own ffmpeg) put into a WAV container.
+
+    The daemon takes files, and a file needs a container to say what it holds: a 44-byte header in
+    front of the samples (an odd trailing byte dropped) makes it a ``.wav`` that PyAV decodes as it is.
+    """
+    assert up.path is not None
+    size = up.size - (up.size % 2)
+    fmt = struct.pack("<HHIIHH", 1, 1, PCM_RATE, PCM_RATE * 2, 2, 16)  # PCM, mono, rate, bytes/s, align, bits
+    riff = struct.pack("<4sI4s4sI", b"RIFF", 36 + size, b"WAVE", b"fmt ", 16)
+    header = riff + fmt + struct.pack("<4sI", b"data", size)
+    wav = up.path.with_name(up.path.name + ".wav")
+    with open(up.path, "rb") as src, open(wav, "xb") as out:
+        out.write(header)
+        shutil.copyfileobj(src, out, 1 << 20)
+        out.truncate(len(header) + size)
+    os.unlink(up.path)
+    up.path = wav
+    name = up.filename or "audio"
+    up.filename = name if name.lower().endswith(".wav") else name + ".wav"
 
 
 def safe_name(filename: str | None) -> str:

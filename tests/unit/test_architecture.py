@@ -35,8 +35,14 @@ PROCESSOR_SURFACE = frozenset(
 )
 # web reaches processor through this small public surface only (it reads, appends commands, hands over).
 WEB_PROCESSOR_SURFACE = frozenset(
-    {"processor.config", "processor.liveness", "processor.options", "processor.status", "processor.submit",
-     "processor.views"}
+    {
+        "processor.config",
+        "processor.liveness",
+        "processor.options",
+        "processor.status",
+        "processor.submit",
+        "processor.views",
+    }
 )
 SURFACES = {"ops": PROCESSOR_SURFACE, "web": WEB_PROCESSOR_SURFACE}
 # The worker process: no store, no daemon-side machinery.

@@ -102,10 +102,15 @@ def test_openai_client_gets_json_text_srt_and_verbose_json(served: tuple[Spool, 
 def test_asr_as_bazarr_calls_it_and_detect_language(served: tuple[Spool, Web]) -> None:
     _, web = served
     with web.client() as c:
+        # Bazarr decodes with its own ffmpeg and posts raw 16 kHz s16le mono PCM, encode=false, named by the field
+        pcm = b"\x00\x01" * 16000 * 2  # two seconds
         params = {"task": "transcribe", "language": "en", "output": "srt", "encode": "false"}
-        r = c.post("/asr", params=params, files={"audio_file": ("episode.mkv", script(duration=2, segments=2))})
+        r = c.post("/asr", params=params, files={"audio_file": ("audio_file", pcm)})
         assert r.status_code == 200, r.text
         assert r.text.startswith("1\n00:00:00,000 --> 00:00:01,000") and r.headers["asr-engine"] == "spoolscribe"
+        assert "segment 2 of 2." in r.text  # two seconds of audio, decoded for real (PyAV) by the test engine
+        r = c.post("/asr", params={"output": "srt"}, files={"audio_file": ("ep.mkv", script(duration=2, segments=2))})
+        assert r.status_code == 200 and "00:00:01,000 --> 00:00:02,000" in r.text
         r = c.post("/asr", params={"output": "tsv"}, files={"audio_file": ("e.wav", script(duration=1))})
         assert r.text.startswith("start\tend\ttext\n0\t1000\t")
         r = c.post("/asr", params={"output": "json"}, files={"audio_file": ("e.wav", script(duration=1))})
