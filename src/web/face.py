@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,8 +34,6 @@ class Face:
     store: EventStore
     token: str = ""
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    _daemon_seen: tuple[float, bool] = (0.0, False)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def layout(self) -> Layout:
@@ -64,6 +61,8 @@ class Face:
     def cancel(self, job: Job) -> Job:
         if job.state.terminal:
             raise ApiError(409, "not_cancellable", f"job {job.id} is already {job.state.value}", state=job.state.value)
+        if job.cancel_requested:  # a second click: the first request stands (the key alone would not see it)
+            return job
         self.store.append(
             ev.job_stream(job.id), [ev.JobCancelRequested(by="web")], idempotency_key=f"{job.id}:cancel:{job.version}"
         )

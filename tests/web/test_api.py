@@ -196,3 +196,22 @@ def test_a_sync_client_that_goes_away_cancels_nothing(served: tuple[Spool, Web])
     with web.client() as c:
         doc = finished(c, new[0].id)
     assert doc["state"] == "succeeded" and not doc["cancel_requested"]
+
+
+def test_cancel_then_retry_through_the_api(served: tuple[Spool, Web]) -> None:
+    _spool, web = served
+    with web.client() as c:
+        job_id = c.post(
+            "/api/v1/jobs", files={"file": ("again.wav", script(duration=4, segments=8, delay_s=0.3))}
+        ).json()["id"]
+        wait_for(lambda: c.get(f"/api/v1/jobs/{job_id}").json()["position_s"] > 0, 20, what="running")
+        r = c.post(f"/api/v1/jobs/{job_id}/cancel")
+        assert r.status_code == 202 and r.json()["cancel_requested"]
+        assert c.post(f"/api/v1/jobs/{job_id}/cancel").status_code in (202, 409)  # twice: one command
+        assert finished(c, job_id)["state"] == "cancelled"
+        assert c.get(f"/api/v1/jobs/{job_id}/outputs/txt").json()["error"]["code"] == "not_finished"
+        wait_for(lambda: c.post(f"/api/v1/jobs/{job_id}/retry").status_code == 202, 10, what="retry accepted")
+        doc = wait_for(lambda: (d := c.get(f"/api/v1/jobs/{job_id}").json())["state"] == "succeeded" and d, 30)
+        types = [e["type"] for e in doc["events"]]
+        assert types.count("job.cancel_requested") == 1 and "job.requeued" in types
+        assert c.post(f"/api/v1/jobs/{job_id}/retry").json()["error"]["code"] == "not_retryable"

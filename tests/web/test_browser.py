@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from tests.conftest import Spool, script, wait_for
-from tests.web.conftest import Web
+from tests.web.conftest import Web, start_web
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As the machine notes say: no background networking on a closed network, a fresh profile, root needs no sandbox.
@@ -86,6 +86,29 @@ def test_the_job_page_tails_the_log_live_and_its_cancel_stops_the_worker(
         assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scrolling on a phone
     finally:
         page.close()
+
+
+def test_with_a_token_the_page_asks_for_it_then_follows_live_with_it(served: tuple[Spool, Web], browser: Any) -> None:
+    spool, _ = served
+    web = start_web(spool, token="a-token-for-the-browser-test")
+    page = browser.new_page(bypass_csp=True)
+    try:
+        page.goto(web.url + "/")
+        page.wait_for_selector("#tokenbox.show")  # the shell loads; its data calls answered 401
+        page.fill("#tokenform input", web.token)
+        page.click("#tokenform button")
+        page.wait_for_selector("#health .dot.ok")
+        with web.client() as c:  # a job appears by the SSE stream, read by fetch with the Bearer header
+            job_id = c.post("/api/v1/jobs", files={"file": ("tokened.wav", script(duration=1))}).json()["id"]
+        page.wait_for_selector(f"#jobs tr[data-job='{job_id}'] .state.succeeded")
+        other = browser.new_page(bypass_csp=True)
+        other.goto(f"{web.url}/jobs/{job_id}#token={web.token}")  # a link with the token in the fragment
+        other.wait_for_function("document.querySelector('#transcript').textContent.includes('segment 1 of 1.')")
+        assert "token" not in other.url
+        other.close()
+    finally:
+        page.close()
+        web.stop()
 
 
 def _alive(pid: int) -> bool:
