@@ -80,6 +80,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Spool, We
     """One spool, one daemon, one web face for a module's tests (they use distinct jobs)."""
     spool = Spool(tmp_path_factory.mktemp("web") / "spool")
     spool.cli("init", check=True)
+    # an alert that fires as soon as there is a job, so the UI has one to show on top
+    spool.layout.config.write_text(
+        '[alerts.web_test]\nmetric = "total_jobs"\nop = ">"\nthreshold = 0\nlevel = "warning"\n'
+        'message = "{value:g} jobs seen"\n'
+    )
+    spool.config["SPOOL_METRICS_S"] = "0.5"
     spool.start()
     web = start_web(spool)
     try:

@@ -49,6 +49,7 @@ def test_drop_two_files_see_upload_progress_then_the_transcript(served: tuple[Sp
         page.wait_for_function("document.querySelectorAll('#uploads li a').length === 2")
         assert page.eval_on_selector_all("#uploads progress", "ps => ps.map(p => p.value)") == [100, 100]
         page.wait_for_selector("#jobs tr:has-text('interview.wav') .state.succeeded")  # the table follows by SSE
+        page.wait_for_selector("#alerts .alert.warning:has-text('web_test')", timeout=20000)  # firing alerts on top
         shots = os.environ.get("SPOOL_WEB_SCREENSHOTS")  # the README's pictures: SPOOL_WEB_SCREENSHOTS=docs
         if shots:
             page.screenshot(path=f"{shots}/web-ui.png", full_page=True)
