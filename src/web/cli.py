@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import socket
 import sys
 from collections.abc import Callable
 
 from ground.errors import SpoolError
 from processor.config import Settings
-from web.settings import NoToken, parse_listen, token_of
+from web.settings import Listen, NoToken, parse_listen, token_of
 
 Add = Callable[[str, Callable[[argparse.Namespace, Settings], int], str], argparse.ArgumentParser]
 
@@ -41,10 +42,35 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
             server_header=False,
         )
         server = uvicorn.Server(config)
+        sock = bind(listen)
         sys.stderr.write(f"spool web: serving {layout.root} on {listen.url()}{' (token required)' if token else ''}\n")
         sys.stderr.flush()
-        server.run()
-    return 0 if server.started else 4
+        with contextlib.closing(sock):
+            server.run(sockets=[sock])
+    return 0
+
+
+class CannotListen(SpoolError):
+    exit_code = 4  # the operating system refuses
+
+    def __init__(self, listen: Listen, error: OSError) -> None:
+        super().__init__(f"cannot listen on {listen.url()}: {error.strerror or error}; is another server there?")
+
+
+def bind(listen: Listen) -> socket.socket:
+    """The listening socket, bound here so that a taken port is one line and exit 4, before anything is served."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise CannotListen(listen, e) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise CannotListen(listen, e) from None
+    return sock
 
 
 def register(add: Add) -> None:

@@ -43,6 +43,7 @@ from web.face import Face
 FIELD_MAX = 64 * 1024  # a text field (options, prompt): more is not a form field
 MAX_FIELDS = 32
 FLOOR_CHECK_BYTES = 8 << 20  # free space looked at again after this much
+DRAIN_MAX = 16 << 20  # what of a refused upload's rest is still read, so that the client gets its 413
 ACK_WAIT_S = 10.0  # how long an upload's answer waits for the daemon to record the job
 POLL_S = 0.1
 
@@ -182,15 +183,13 @@ async def receive(request: Request, face: Face, file_fields: tuple[str, ...]) ->
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a file field")
     limit = face.settings.web_max_upload_mb << 20
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit + FIELD_MAX * 4:
-        raise too_large(limit)
+    if length.isdigit() and int(length) > limit + DRAIN_MAX:
+        raise too_large(limit)  # far too large: refused before a byte is read
     check_floor(face, int(length) if length.isdigit() else 0)
     rx = _Receiver(face, file_fields, limit)
     parser = MultipartParser(boundary, rx.callbacks())  # type: ignore[arg-type]  # a TypedDict of callables
     try:
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
+        await _feed(request, parser)
     except ClientDisconnect:
         rx.close()
         rx.up.discard()
@@ -228,6 +227,31 @@ def as_wav(up: Upload) -> None:
     up.path = wav
     name = up.filename or "audio"
     up.filename = name if name.lower().endswith(".wav") else name + ".wav"
+
+
+async def _feed(request: Request, parser: MultipartParser) -> None:
+    """The body into the parser; after a 413 the rest of a body not much larger is read and dropped.
+
+    A client still sending when the server answers and closes may see a reset instead of the
+    answer; reading up to :data:`DRAIN_MAX` more lets it read its 413.
+    """
+    refused: ApiError | None = None
+    drained = 0
+    async for chunk in request.stream():
+        if refused is None:
+            try:
+                parser.write(chunk)
+            except ApiError as e:
+                if e.status != 413:
+                    raise
+                refused = e
+        else:
+            drained += len(chunk)
+            if drained > DRAIN_MAX:
+                break
+    if refused is not None:
+        raise refused
+    parser.finalize()
 
 
 def safe_name(filename: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +45,11 @@ def test_a_bind_beyond_loopback_without_a_token_refuses_to_start(quiet_spool: Sp
     assert out.returncode == 2 and "readable by everyone" in out.stderr
     out = web_exit(quiet_spool, "--listen", "127.0.0.1:99999")
     assert out.returncode == 2 and "is not address:port" in out.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        out = web_exit(quiet_spool, "--listen", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert out.returncode == 4 and out.stderr.count("\n") == 1 and "cannot listen on" in out.stderr
     assert quiet_spool.cli("status", SPOOL_WEB_LISTEN="nonsense").returncode == 2  # checked by every command
 
 
