@@ -176,6 +176,15 @@ class Settings:
     alerts: dict[str, dict[str, Any]] = _f({}, "alert rules added or overridden: [alerts.<name>]")
     notify: dict[str, Any] = _f({}, "notification targets: [[notify.webhooks]], [[notify.commands]]")
 
+    # --- the web face (`spool web`, package web/; checked by web.settings.check_web through load(checks=)) ---
+    web_listen: str = _f("127.0.0.1:8790", "address:port `spool web` listens on (not loopback: a token is required)")
+    web_token: str = _f("", "Bearer token every web request must carry (prefer $SPOOL_WEB_TOKEN or web_token_file)")
+    web_token_file: str = _f("", "file holding the web token (first line); used when web_token is empty")
+    web_max_upload_mb: int = _f(2048, "largest upload `spool web` accepts, in MiB", minimum=1, maximum=1 << 20)
+    web_sync_timeout_s: float = _f(
+        3600.0, "longest a synchronous web request (/v1/audio/transcriptions, /asr) waits for its job", minimum=1
+    )
+
     def __post_init__(self) -> None:
         cc.check_settings(self)  # every field, the job defaults, [profiles]; [alerts] [notify]: load(checks=)
 

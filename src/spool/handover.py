@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from ground.durable import fsync_dir
 from ground.errors import SpoolError
-from spool import names, tickets
+from spool import fsio, names, tickets
 
 MAX_NAME_BYTES = 255 - len(".") - len(tickets.SUFFIX) - len(" (999)")
 CHUNK = 1 << 20
@@ -96,34 +96,40 @@ def open_source(source: Path) -> int:
     return fd
 
 
-def hand_over(inbox: Path, source: Path | BinaryIO, name: str) -> tickets.Ticket:
+def hand_over(inbox: Path, source: Path | BinaryIO, name: str, sidecar: bytes | None = None) -> tickets.Ticket:
     """Copy ``source`` (a path or an open binary stream) into ``inbox`` as ``name``; return its ticket.
 
     ``ticket.name`` is the name it got (``name (2).ext`` when ``name`` is taken);
-    ``ticket.job`` the job id the daemon will give it.
+    ``ticket.job`` the job id the daemon will give it.  ``sidecar``: the job's
+    options (JSON bytes), written as ``<name it got>.json`` before the file
+    appears under its name, as the daemon wants a sidecar (an upload's options).
     """
     check_name(name)
     if not inbox.is_dir():
         raise NoInbox(inbox)
     if isinstance(source, Path):
         with os.fdopen(open_source(source), "rb") as stream:
-            return _hand_over(inbox, stream, name)
-    return _hand_over(inbox, source, name)
+            return _hand_over(inbox, stream, name, sidecar)
+    return _hand_over(inbox, source, name, sidecar)
 
 
-def _hand_over(inbox: Path, stream: BinaryIO, name: str) -> tickets.Ticket:
+def _hand_over(inbox: Path, stream: BinaryIO, name: str, sidecar: bytes | None = None) -> tickets.Ticket:
     created: list[Path] = []
     try:
-        rel, part = _reserve(inbox, _candidates(name), created)
+        rel, part = _reserve(inbox, _candidates(name), created, own_sidecar=sidecar is not None)
         _fill(part, stream)
         while True:
             ticket = tickets.new(rel)
             created.append(tickets.write(inbox, ticket))
+            side = _write_sidecar(inbox, rel, sidecar, created)
             if _place(part, inbox / rel):
                 break
             created.remove(tickets.path_for(inbox, rel))
             tickets.discard(inbox, rel)  # someone dropped a file of that name meanwhile: not ours to name
-            rel, spare = _reserve(inbox, _candidates(name, after=rel), created)
+            if side is not None:
+                created.remove(side)
+                _remove([side])
+            rel, spare = _reserve(inbox, _candidates(name, after=rel), created, own_sidecar=sidecar is not None)
             os.rename(part, spare)  # our bytes onto the new reservation
             created.remove(part)
             part = spare
@@ -141,6 +147,18 @@ def _hand_over(inbox: Path, stream: BinaryIO, name: str) -> tickets.Ticket:
     return ticket
 
 
+def _write_sidecar(inbox: Path, rel: str, sidecar: bytes | None, created: list[Path]) -> Path | None:
+    """The options of ``rel`` as its sidecar, durably, before ``rel`` itself appears (None: no options)."""
+    if sidecar is None:
+        return None
+    path = inbox / names.sidecar_of(rel)
+    if os.path.lexists(path):  # someone else's sidecar for this name: never replaced
+        raise FileExistsError(errno.EEXIST, "a sidecar of that name exists", str(path))
+    fsio.atomic_write(path, sidecar)
+    created.append(path)
+    return path
+
+
 def _candidates(name: str, after: str | None = None) -> list[str]:
     root, ext = posixpath.splitext(name)
     if not root:
@@ -149,11 +167,15 @@ def _candidates(name: str, after: str | None = None) -> list[str]:
     return out[out.index(after) + 1 :] if after in out else out
 
 
-def _reserve(inbox: Path, candidates: list[str], created: list[Path]) -> tuple[str, Path]:
-    """The first candidate free in the inbox, reserved by creating its ``.part`` exclusively."""
+def _reserve(inbox: Path, candidates: list[str], created: list[Path], own_sidecar: bool = False) -> tuple[str, Path]:
+    """The first candidate free in the inbox, reserved by creating its ``.part`` exclusively.
+
+    ``own_sidecar``: the hand-over brings its options, so a name with someone else's sidecar is not free.
+    """
     for rel in candidates:
         part = inbox / f".{rel}.part"
-        if any(os.path.lexists(p) for p in (inbox / rel, tickets.path_for(inbox, rel))):
+        taken = [inbox / rel, tickets.path_for(inbox, rel)] + ([inbox / names.sidecar_of(rel)] if own_sidecar else [])
+        if any(os.path.lexists(p) for p in taken):
             continue
         try:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)

@@ -1,4 +1,4 @@
-"""``spool``: processor's CLI with ops' commands, ops' settings checks and the scheduler plugged in."""
+"""``spool``: processor's CLI with ops' and web's commands, their settings checks and the scheduler plugged in."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from processor import config
 from processor import logs as logs_mod
 from processor.config import Settings
 from processor.daemon import Daemon
+from web import cli as web_cli
+from web.settings import check_web
 
 
 def ops_context(daemon: Daemon) -> OpsContext:
@@ -40,8 +42,8 @@ def start_ops(daemon: Daemon) -> Any:
 
 
 ASSEMBLY = processor_cli.Assembly(
-    commands=(ops_cli.register,),
-    checks=(check_sections,),
+    commands=(ops_cli.register, web_cli.register),
+    checks=(check_sections, check_web),
     scheduler=start_ops,
 )
 

@@ -44,3 +44,11 @@ def test_launchd_plist() -> None:
     plist = plistlib.loads((OPS / "launchd" / "org.spoolscribe.daemon.plist").read_bytes())
     assert plist["ProgramArguments"][1:3] == ["run", "--root"]
     assert plist["KeepAlive"] == {"SuccessfulExit": False} and plist["Umask"] == 0o027
+
+
+def test_web_unit_runs_spool_web_on_loopback_and_does_not_retry_a_bad_config() -> None:
+    u = unit("spoolscribe-web.service")
+    env = dict(e.split("=", 1) for e in u["Environment"])
+    assert one(u, "ExecStart").endswith("spool web") and env["SPOOL_WEB_LISTEN"].startswith("127.0.0.1:")
+    assert one(u, "RestartPreventExitStatus") == "2" and one(u, "UMask") == "0027"
+    assert one(u, "ReadWritePaths") == env["SPOOL_ROOT"]

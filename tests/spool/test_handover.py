@@ -48,6 +48,23 @@ def test_a_taken_name_and_a_hand_over_under_way_get_the_next_name(inbox: Path) -
     assert (inbox / "x (3).wav").read_bytes() == b"mine"
 
 
+def test_options_go_in_as_the_sidecar_of_the_name_it_got_before_that_name_appears(inbox: Path) -> None:
+    """An upload's options: ``<name it got>.json``, beside the ticket, never someone else's sidecar replaced."""
+    (inbox / "x.wav.json").write_bytes(b'{"language": "de"}')  # a user's sidecar waiting for their x.wav
+    t = handover.hand_over(inbox, io.BytesIO(b"mine"), "x.wav", sidecar=b'{"language": "en"}')
+    assert t.name == "x (2).wav"  # the name whose sidecar is someone else's is not free for options
+    assert (inbox / "x (2).wav.json").read_bytes() == b'{"language": "en"}'
+    assert (inbox / "x.wav.json").read_bytes() == b'{"language": "de"}'
+    plain = handover.hand_over(inbox, io.BytesIO(b"theirs"), "x.wav")  # no options: the user's sidecar applies
+    assert plain.name == "x.wav" and listing(inbox).count("x.wav.json") == 1
+
+
+def test_a_file_dropped_meanwhile_does_not_get_our_options(inbox: Path) -> None:
+    t = handover.hand_over(inbox, CompetingDrop(b"mine", inbox / "x.wav"), "x.wav", sidecar=b"{}")
+    assert t.name == "x (2).wav" and not (inbox / "x.wav.json").exists()
+    assert (inbox / "x (2).wav.json").read_bytes() == b"{}"
+
+
 class CompetingDrop(io.BytesIO):
     """A source stream whose last read coincides with someone dropping ``x.wav`` by hand (a real file)."""
 

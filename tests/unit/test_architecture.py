@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-PACKAGES = ("ground", "schema", "spool", "processor", "ops", "spoolscribe")
+PACKAGES = ("ground", "schema", "spool", "processor", "ops", "web", "spoolscribe")
 
 # What each floor may import (besides itself and third-party code).  DESIGN.md "Code layout".
 MAY_IMPORT: dict[str, frozenset[str]] = {
@@ -26,6 +26,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "spool": frozenset({"ground"}),
     "processor": frozenset({"ground", "schema", "spool"}),
     "ops": frozenset({"ground", "schema", "spool", "processor"}),
+    "web": frozenset({"ground", "schema", "spool", "processor"}),  # nothing imports web but spoolscribe/
     "spoolscribe": frozenset(PACKAGES),  # the composition root assembles everything
 }
 # ops reaches processor through this small public surface only.
@@ -34,6 +35,18 @@ PROCESSOR_SURFACE = frozenset(
 )
 # The worker's folder (processor/worker/) reaches the rest of processor only for this shared vocabulary.
 WORKER_SHARED = frozenset({"processor.protocol", "processor.languages", "processor.options"})
+# web reaches processor through this small public surface only (it reads, appends commands, hands over).
+WEB_PROCESSOR_SURFACE = frozenset(
+    {
+        "processor.config",
+        "processor.liveness",
+        "processor.options",
+        "processor.status",
+        "processor.submit",
+        "processor.views",
+    }
+)
+SURFACES = {"ops": PROCESSOR_SURFACE, "web": WEB_PROCESSOR_SURFACE}
 # The worker process: no store, no daemon-side machinery.
 WORKER_ENTRY = "processor.worker.main"
 WORKER_MAY_NOT_LOAD = ("schema", "ops", "spoolscribe", "processor.daemon", "processor.intake", "psycopg", "apscheduler")
@@ -113,10 +126,11 @@ def layering_problems() -> list[str]:
                     )
             elif top not in MAY_IMPORT[own]:
                 problem = f"{where(imp)}: {own} may not import {top}"
-            elif own == "ops" and top == "processor":
+            elif own in SURFACES and top == "processor":
+                allowed = SURFACES[own]
                 surface = ".".join(imp.target.split(".")[:2])
-                if surface != "processor" and surface not in PROCESSOR_SURFACE and _is_module(surface):
-                    problem = f"{where(imp)}: ops uses processor only through {', '.join(sorted(PROCESSOR_SURFACE))}"
+                if surface != "processor" and surface not in allowed and _is_module(surface):
+                    problem = f"{where(imp)}: {own} uses processor only through {', '.join(sorted(allowed))}"
             if problem and not (found and found[-1].startswith(problem)):  # one line per import statement
                 found.append(f"{problem} ({imp.target})")
     return found

@@ -107,6 +107,8 @@ class TestEngine:
             out.append(seg)
             on_segments([seg], end)
             on_progress(end)
+            if script.get("log"):  # a job log that grows while the job runs (the web face's live tail)
+                print(f"test engine: segment {i + 1} of {n} done", file=sys.stderr, flush=True)
             if after and len(out) >= int(after) and mode != "ok":
                 _misbehave(mode, step)
         return Transcript(language="en", segments=out)
