@@ -224,6 +224,9 @@ def test_ctrl_c_is_quiet_exit_130(root: Path) -> None:
         stderr=subprocess.PIPE,
         env=env,
         cwd=REPO,
+        # as a terminal would: a suite started in the background (`make test &`) has SIGINT ignored,
+        # and a child inherits that, so Python would install no KeyboardInterrupt handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     with proc:
         try:
