@@ -92,9 +92,13 @@ class Daemon(DaemonStart):
     # --- start / stop -------------------------------------------------------------
 
     def request_stop(self, reason: str) -> None:
-        """Thread- and signal-safe: the loop notices on its next wake-up."""
+        """Signal-safe: a flag only, which the loop reads at its next wake-up (at most a second away).
+
+        A signal handler runs on the main thread between two bytecodes, possibly while that thread
+        holds the queue's lock inside ``queue.get``; a ``put`` from the handler would wait for that
+        lock forever (the daemon deaf to SIGTERM, APScheduler's threads stuck behind it).
+        """
         self._stop_reason = reason
-        self.queue.put(("stop", "", reason))
 
     def install_signal_handlers(self) -> None:
         """SIGTERM, SIGINT and SIGHUP (a closed terminal, a session ending) all stop the daemon in order."""
