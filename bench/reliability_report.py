@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,11 @@ def load(path: Path) -> list[dict[str, Any]]:
     for line in path.read_text().splitlines() if path.exists() else []:
         entry = json.loads(line)
         latest[(entry["row"], entry["fault"])] = entry
-    return sorted(
-        latest.values(), key=lambda e: (int("".join(c for c in e["row"] if c.isdigit())), e["row"], e["fault"])
-    )
+    return order(list(latest.values()))
+
+
+def order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda e: (int("".join(c for c in e["row"] if c.isdigit())), e["row"], e["fault"]))
 
 
 def commits(rows: list[dict[str, Any]]) -> str:
@@ -68,15 +71,43 @@ def commits(rows: list[dict[str, Any]]) -> str:
     return f"`{main}` ({rest})"
 
 
-def markdown(rows: list[dict[str, Any]], command: str) -> str:
+def carried(doc: Path) -> tuple[list[dict[str, Any]], str]:
+    """The rows of an earlier docs/reliability.md, each with the commit it names, and that run's date.
+
+    ``make reliability-rerun`` measures only some rows; the others are carried over as they were
+    measured (the header then says which commit measured which row), never re-dated.
+    """
+    if not doc.exists():
+        return [], ""
+    text = doc.read_text()
+    head = re.search(r"Measured (.+?) on commit `(\w+)`(?: \((.*?)\))?,", text)
+    if head is None:
+        return [], ""
+    by_row = {}
+    for rows, sha in re.findall(r"rows? ([\w, ]+?) re-run on `(\w+)`", head.group(3) or ""):
+        by_row.update({r.strip(): sha for r in rows.split(",")})
+    out = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if not line.startswith("| ") or len(cells) != 7 or not cells[0][:1].isdigit():
+            continue
+        row, fault, n, failures, figure, target, met = cells
+        entry = {"row": row, "fault": fault, "runs": int(n), "failures": int(failures), "figure": figure}
+        entry |= {"target": target, "met": met == "yes", "notes": "", "scale": 1.0}
+        out.append(entry | {"commit": by_row.get(row, head.group(2))})
+    return out, head.group(1)
+
+
+def markdown(rows: list[dict[str, Any]], command: str, since: str = "") -> str:
     m = machine()
     scale = sorted({r["scale"] for r in rows})
+    when = m["date"] + (f" (rows not re-run carried over from the run of {since})" if since else "")
     lines = [
         "# Reliability",
         "",
         f"Each row below is one fault from `../shared/RELIABILITY.md`, injected against the real daemon, "
         f"workers, SQLite file and watcher by `{command}` (pytest marker `soak`, `tests/reliability/`). "
-        f"Measured {m['date']} on commit {commits(rows)}, {m['cpu']}, {m['cores']} cores"
+        f"Measured {when} on commit {commits(rows)}, {m['cpu']}, {m['cores']} cores"
         + (f"; run counts scaled by {scale}" if scale != [1.0] else "")
         + ".",
         "Every run ends with the same check: each input in exactly one terminal place, no duplicate outputs, "
@@ -105,12 +136,18 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.reliability_report")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--out", type=Path, default=REPO / "docs" / "reliability.md")
+    p.add_argument("--keep", action="store_true", help="carry over the rows of --out that were not re-run")
     a = p.parse_args()
     rows = load(a.results)
     if not rows:
         print(f"no results in {a.results}; run `make reliability` first", file=sys.stderr)
         return 1
-    a.out.write_text(markdown(rows, "make reliability"))
+    since = ""
+    if a.keep:
+        old, since = carried(a.out)
+        fresh = {(r["row"], r["fault"]) for r in rows}
+        rows = order([r for r in old if (r["row"], r["fault"]) not in fresh] + rows)
+    a.out.write_text(markdown(rows, "make reliability", since))
     print(a.out.read_text())
     return 0
 

@@ -205,3 +205,45 @@ def test_r30_cli_mistakes_and_os_errors(record: Record) -> None:
         met=ok,
     )
     assert ok, tail
+
+
+FLEET_OPERATIONS = "tests/fleet/test_fleet_operations.py"
+
+
+def test_r31_fleet_under_operators(record: Record) -> None:
+    """Every fleet-operations scenario (long and odd host names, a foreign schema, a minimal-rights role,
+    outages through a proxy, one leader at a time, stale replays, leftover workers, health) run again
+    and again in fresh processes: a scenario that holds once by luck fails here."""
+    if unreachable():
+        pytest.skip(f"no PostgreSQL server: {unreachable()}")
+    n = runs(10)
+    failed: list[str] = []
+    passed = 0
+    for i in range(n):
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", FLEET_OPERATIONS],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=dict(os.environ),
+            check=False,
+        )
+        tail = (done.stdout.strip().splitlines() or [""])[-1]
+        passed += sum(int(w) for w, k in zip(tail.split(), tail.split()[1:], strict=False) if k.startswith("passed"))
+        failed += [f"run {i + 1}: {ln[7:200]}" for ln in done.stdout.splitlines() if ln.startswith("FAILED ")]
+        if done.returncode != 0 and not failed:
+            failed.append(f"run {i + 1}: exit {done.returncode}: {tail[:200]}")
+    record(
+        "31",
+        "fleet: long or odd host names, foreign schema, minimal rights, outages, frozen leader",
+        runs=n,
+        failures=len(failed),
+        figure=f"{n} runs of the fleet-operations scenarios on the real PostgreSQL: {passed} scenarios passed, "
+        f"{len(failed)} failed (94-character and non-ASCII host names, duplicate host, settings mismatch, foreign "
+        "and missing schema, a SELECT-only role, 6 s outages behind a proxy, one leader across outages, "
+        "stale replays, a hung worker of a killed daemon, health of the fleet)",
+        target="every scenario, every run",
+        met=not failed,
+        notes="; ".join(failed[:3]),
+    )
+    assert not failed, failed
