@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 SPOOL_ROOT ?= ./spool
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-all lint fuzz reliability bench bench-quick bench-memory quality clean
+.PHONY: help setup run test test-all lint fuzz reliability reliability-rerun bench bench-throughput bench-quick bench-memory quality clean
 
 help:
 	@echo "make run     set up and run the daemon on $(SPOOL_ROOT) (drop audio into $(SPOOL_ROOT)/inbox/)"
@@ -15,7 +15,9 @@ help:
 	@echo "make lint    ruff + mypy + the layout rules (tests/unit/test_architecture.py)"
 	@echo "make fuzz   the property/fuzz tests at 20x their make-test size (SPOOL_FUZZ_SCALE)"
 	@echo "make reliability   fuzz at 20x, then the fault-injection soak (long), writes docs/reliability.md"
+	@echo "make reliability-rerun ROWS='r29 or r31'   only those rows again; the others are kept in docs/reliability.md"
 	@echo "make bench   benchmarks, writes docs/performance.md (bench-quick: smoke run)"
+	@echo "make bench-throughput   a backlog and one long file: plain layouts beside the spool (issue 17)"
 	@echo "make bench-memory   a worker's peak RSS on a 5 min vs a 2 h input, into docs/performance.md"
 	@echo "make quality   long-form corpora through the spool's and the engines' own defaults, writes docs/quality.md"
 
@@ -58,8 +60,18 @@ reliability: setup
 	$(VENV)/bin/python -m pytest -m soak tests/reliability --timeout=7200 $(PYTEST_ARGS); status=$$?; \
 	  $(VENV)/bin/python -m bench.reliability_report; [ $$fuzz -eq 0 ] && exit $$status || exit $$fuzz
 
+# Some rows again (e.g. ROWS='r29 or r31'); the rows not re-run are carried over into docs/reliability.md.
+ROWS ?= r26 or r27 or r28 or r29 or r30 or r31
+reliability-rerun: setup
+	SPOOL_FUZZ_SCALE=$(SPOOL_FUZZ_SCALE) $(VENV)/bin/python -m pytest -m soak tests/reliability -k "$(ROWS)" --timeout=7200 $(PYTEST_ARGS); status=$$?; \
+	  $(VENV)/bin/python -m bench.reliability_report --keep; exit $$status
+
 bench: setup
 	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.throughput
+
+bench-throughput: setup
+	$(VENV)/bin/python -m bench.throughput
 
 bench-quick: setup
 	$(VENV)/bin/python -m bench.run --quick

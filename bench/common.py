@@ -146,7 +146,9 @@ def audio_seconds(path: Path) -> float:
 class Daemon:
     """A real spool daemon in a temporary root, for measurements from the outside."""
 
-    def __init__(self, root: Path | None = None, **config: str) -> None:
+    def __init__(self, root: Path | None = None, *, prefix: tuple[str, ...] = (), **config: str) -> None:
+        """``prefix``: a command the daemon runs under (``taskset -c 0``: one core)."""
+        self.prefix = prefix
         self.root = root or Path(tempfile.mkdtemp(prefix="spoolbench-")) / "spool"
         self.config = {"SPOOL_FREE_DISK_FLOOR_MB": "0", "SPOOL_LOG_LEVEL": "info", **config}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -175,7 +177,7 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "spoolscribe", "run", "--root", str(self.root)],
+                [*self.prefix, sys.executable, "-m", "spoolscribe", "run", "--root", str(self.root)],
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 env=self.env(),

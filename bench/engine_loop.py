@@ -33,6 +33,7 @@ def main() -> None:
     info = engine.load()
     load_s = time.monotonic() - t0
     audio_s = 0.0
+    texts = []
     t1 = time.monotonic()
     for clip in a.clips:
         with open(clip, "rb") as fh:
@@ -41,6 +42,7 @@ def main() -> None:
                 fh, duration, options, resume_from=0.0, on_progress=lambda _p: None, on_segments=lambda _s, _u: None
             )
         audio_s += max(duration, result.segments[-1]["end"] if result.segments else 0.0)
+        texts.append(" ".join(s["text"] for s in result.segments))
         engine.between_jobs()
     elapsed = time.monotonic() - t1
     json.dump(
@@ -50,6 +52,7 @@ def main() -> None:
             "audio_s": audio_s,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "info": info,
+            "texts": texts,
         },
         sys.stdout,
     )

@@ -98,8 +98,9 @@ def one(engine: str, path: Path) -> dict[str, Any]:
         idle_mb = worker.peak_mb()
         stage = Path(tempfile.mkdtemp(prefix="spoolbench-mem-"))
         started = time.monotonic()
-        worker.send({"type": "job", "job": "bench", "attempt": 1, "input": str(path), "stage": str(stage),
-                     "options": OPTIONS, "resume_from": 0.0, "prior_segments": [], "source": path.name})  # fmt: skip
+        worker.send({"type": "job", "job": "bench", "attempt": 1, "total_attempt": 1, "input": str(path),
+                     "stage": str(stage), "options": OPTIONS, "resume_from": 0.0, "prior_segments": [],
+                     "source": path.name, "lanes": 1})  # fmt: skip
         probe = worker.receive("probe", "error")
         worker.send({"type": "go", "job": "bench"})
         done = worker.receive("result", "error")

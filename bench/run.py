@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import engines, fleet, footprint, intake, memory, orchestration
+from bench import engines, fleet, footprint, intake, memory, orchestration, throughput
 from bench.common import REPO, SHARED, commit, have_speech_tools, machine, speech_clips
 
 CLIPS = Path("/tmp/spoolbench-clips")
@@ -204,9 +204,9 @@ def main() -> int:
     command = "make bench-quick" if a.quick else "make bench"
     kept = a.out.read_text() if a.out.exists() else ""
     text = markdown(results, command)
-    if memory.BEGIN in kept:  # the memory section is measured by `make bench-memory` (long); keep it
-        text = text.rstrip("\n") + "\n\n" + memory.BEGIN + kept.split(memory.BEGIN, 1)[1].split(memory.END, 1)[0]
-        text += memory.END + "\n"
+    for begin, end in ((memory.BEGIN, memory.END), (throughput.BEGIN, throughput.END)):
+        if begin in kept:  # measured by `make bench-memory` / `make bench-throughput`: kept until re-run
+            text = text.rstrip("\n") + "\n\n" + begin + kept.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
     a.out.write_text(text)
     (REPO / "bench" / "results").mkdir(exist_ok=True)
     (REPO / "bench" / "results" / "latest.json").write_text(json.dumps(results, indent=2))

@@ -384,7 +384,8 @@ def _key_help(key: str) -> str:
 
 
 RUN_FLAGS = (
-    *("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads", "host", "lease_s"),
+    *("engine", "model", "workers", "settle_s", "max_attempts", "log_level", "threads", "lanes", "host"),
+    *("lease_s", "batch_size"),
     # issue 13: every model, hardware, language and output-shape option
     *("device", "compute_type", "language", "task", "multilingual", "word_timestamps", "beam_size"),
     *("initial_prompt", "hotwords", "max_line_width", "max_line_count", "max_words_per_line", "highlight_words"),

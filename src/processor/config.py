@@ -41,13 +41,15 @@ def _f(
     minimum: float | None = None,
     maximum: float | None = None,
     check: Callable[[str, Any], None] | None = None,
+    auto: bool = False,
 ) -> Any:
     """A setting: its default, its help, and what config_check enforces beyond its type.
 
     ``choices`` apply to each item of a list; ``check(key, value)`` raises
-    :class:`ConfigError` for what the other rules cannot say.
+    :class:`ConfigError` for what the other rules cannot say; ``auto``: the
+    word ``auto`` is accepted for 0 (a number the daemon works out itself).
     """
-    meta = {"help": help, "choices": choices, "min": minimum, "max": maximum, "check": check}
+    meta = {"help": help, "choices": choices, "min": minimum, "max": maximum, "check": check, "auto": auto}
     if isinstance(default, (list, dict)):
         copy: Any = default.copy
         return field(default_factory=copy, metadata=meta)
@@ -67,8 +69,33 @@ class Settings:
     )
     engine: str = _f("auto", "transcription engine", choices=("auto", "mlx", "faster-whisper", "test"))
     model: str = _f("tiny.en", "model name (`spool models`), local model directory, or Hub repo id")
-    workers: int = _f(1, "jobs transcribed at the same time (one warm worker process each)", minimum=1, maximum=256)
-    threads: int = _f(0, "engine CPU threads per worker (0: all cores / workers)", minimum=0, maximum=1024)
+    workers: int = _f(
+        0,
+        "jobs transcribed at the same time, one warm worker process each (0 or auto: from cores, memory and "
+        "engine: one per core for faster-whisper on a CPU, else one)",
+        minimum=0,
+        maximum=256,
+        auto=True,
+    )
+    threads: int = _f(
+        0, "engine CPU threads per worker (0 or auto: all cores / workers)", minimum=0, maximum=1024, auto=True
+    )
+    lanes: int = _f(
+        0,
+        "most windows of one long file a worker decodes at once while other workers are idle "
+        "(0 or auto: workers, for faster-whisper on a CPU; 1: off)",
+        minimum=0,
+        maximum=256,
+        auto=True,
+    )
+    batch_size: int = _f(
+        0,
+        "30 s pieces of speech faster-whisper decodes in one batch (0 or auto: 8, 4 for medium and large "
+        "models on a CPU; 1: one by one)",
+        minimum=0,
+        maximum=64,
+        auto=True,
+    )
     formats: list[str] = _f(
         ["txt", "srt", "vtt", "json"], "output formats (txt srt vtt tsv json)", choices=opt.FORMATS, check=cc.not_empty
     )
@@ -209,7 +236,7 @@ class Settings:
     def fleet_settings(self) -> dict[str, Any]:
         """What decides a job's result or its files' fate: fleet-wide, checked when a daemon joins.
 
-        A host's own concerns (workers, threads, ports, periods, its state directory) may differ.
+        A host's own concerns (workers, threads, lanes, ports, periods, its state directory) may differ.
         """
         return {
             **self.job_defaults,

@@ -86,6 +86,8 @@ def _toml_kind(value: Any) -> str:
 def coerce(f: Field, given: Given) -> Any:
     """``given`` as the field's type, or a :class:`ConfigError` naming its source."""
     k = kind(f)
+    if f.metadata.get("auto") and isinstance(given.value, str) and given.value.strip().lower() == "auto":
+        return 0  # the daemon works the number out (processor.sizing)
     try:
         value = _parse_text(k, given.value) if given.text else _typed(k, given.value)
     except ValueError:

@@ -14,7 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from processor import registry
+import psutil
+
+from processor import registry, sizing
 from processor.clock import Clock
 from processor.commands import Commands
 from processor.config import Settings
@@ -29,6 +31,7 @@ from processor.recovery import recover
 from processor.sdnotify import Notifier as SystemdNotifier
 from processor.spoolwatch import SpoolWatch
 from processor.supervisor import WorkerProcess, become_subreaper
+from processor.worker import hardware
 from processor.worker.engines import resolve_engine
 from schema import events as ev
 from schema.errors import DatabaseDamaged, StoreError
@@ -91,7 +94,7 @@ class DaemonStart:
             instance=self.instance,
             engine=engine,
             model=model,
-            workers=self.settings.workers,
+            workers=self.sized.workers,
         )
         self._watch_spool(self.clock.mono())
         self.ready.set()
@@ -158,23 +161,28 @@ class DaemonStart:
         self._cursor = self.store.last_position()
 
     def _start_workers(self) -> None:
-        """The pool and job control; publications held by the last daemon resume; one worker warmed."""
+        """The pool and job control; publications held by the last daemon resume; the workers warmed."""
         worker_env = {
             **self.env,
             "SPOOLSCRIBE_ROOT": str(self.layout.root),
             "SPOOLSCRIBE_DAEMON_PID": str(os.getpid()),
             "PYTHONUNBUFFERED": "1",
         }
+        self.sized = self._size()
         self.pool = WorkerPool(
-            self.settings.workers,
+            self.sized.workers,
             self.layout.models,
-            self.settings.threads,
+            self.sized.threads,
             worker_env,
             self.instance,
             self.queue,
             self._on_worker_stderr,
             on_spawn=lambda: faults.point("spawn"),
-            engine_args=["--device", self.settings.device, "--compute-type", self.settings.compute_type],
+            engine_args=[
+                *("--device", self.settings.device, "--compute-type", self.settings.compute_type),
+                *("--batch", str(self.sized.batch)),
+            ],
+            lanes=self.sized.lanes,
         )
         self.control = JobControl(
             self.lifecycle,
@@ -192,8 +200,34 @@ class DaemonStart:
             self.control.hold(job.id, self.lifecycle.quiet_wait(job), worker=job.worker)
         self.commands = Commands(self.lifecycle, self.control, self._cursor)
         self.commands.pending_cancels()
-        self.pool.ensure(self._default_key(), self.clock.mono())  # warm one worker before the first drop
+        self.pool.warm(self._default_key(), self.clock.mono())  # loaded before the first drop, every one
         registry.record(self.layout.workers_file, self.instance, self.pool.live())
+
+    def _size(self) -> sizing.Sizing:
+        """workers, threads and lanes: as configured, or worked out for this machine (processor.sizing)."""
+        s = self.settings
+        engine = resolve_engine(s.engine)
+        try:
+            device = hardware.select(engine, s.device, s.compute_type, hardware.probe(engine)).device
+        except (hardware.HardwareError, ImportError):
+            device = "cpu"  # preflight refused a device that is not there before this; a test engine has none
+        free_mb = psutil.virtual_memory().available // 2**20
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        chosen = sizing.size(
+            engine=engine,
+            device=device,
+            cores=cores,
+            free_mb=free_mb,
+            model=s.model,
+            workers=s.workers,
+            threads=s.threads,
+            lanes=s.lanes,
+            batch=s.batch_size,
+        )
+        self.log.info(
+            "workers.sized", workers=chosen.workers, threads=chosen.threads, lanes=chosen.lanes, why=chosen.why
+        )
+        return chosen
 
     def _default_key(self) -> tuple[str, str]:
         return resolve_engine(self.settings.engine), self.settings.model

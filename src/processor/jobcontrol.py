@@ -16,9 +16,10 @@ from typing import Any
 import structlog
 
 from ground.times import iso
-from processor import policy, protocol
+from processor import policy, protocol, sharing
 from processor.clock import Clock
 from processor.config import Settings
+from processor.deadlines import Deadlines
 from processor.joblog import RotatingLog
 from processor.lifecycle import Lifecycle
 from processor.outcomes import Outcomes
@@ -31,10 +32,10 @@ from schema.jobs import Job, JobState
 
 __all__ = ["JobControl", "Run", "StopReason"]
 
-RSS_CHECK_S = 1.0  # how often a running worker's resident size is compared with its limit
+LOOK_AHEAD = 32  # waiting jobs read beyond the free workers, so the largest of a batch can go first
 
 
-class JobControl:
+class JobControl(Deadlines):
     def __init__(
         self,
         lifecycle: Lifecycle,
@@ -60,6 +61,7 @@ class JobControl:
         self.load_errors: dict[tuple[str, str], str] = {}
         self.dispatch_dirty = True
         self.next_retry_mono: float | None = None
+        self._waiting = 0  # dispatchable jobs the last dispatch could not start (no lane is lent past them)
         self._log_write_errors = 0
         self._store_ready = store_ready  # False while the daemon backs off a refusing store
 
@@ -81,24 +83,41 @@ class JobControl:
     # --- dispatch ---------------------------------------------------------------
 
     def dispatch(self) -> None:
+        """Start what the free workers can take, largest first within a batch (processor.sharing)."""
         free = self.pool.size - len(self.runs)
         if free <= 0:
             return
         now_iso = iso(self.clock.wall())
-        candidates = self.store.dispatchable(now_iso, limit=free + self.pool.size)
+        candidates = self.store.dispatchable(now_iso, limit=free + self.pool.size + LOOK_AHEAD)
         self.dispatch_dirty = False
-        started = 0
-        for job in candidates:
-            if started >= free:
-                break
+        started, waiting = 0, 0
+        for job in sharing.dispatch_order(candidates):
             if job.id in self.runs or job.id in self.outcomes.pending:
                 continue
-            if job.cancel_requested:
+            if started >= free:
+                waiting += 1
+            elif job.cancel_requested:
                 self.lc.cancel(job)
-                continue
-            if self._start_safely(job):
+            elif self._start_safely(job):
                 started += 1
+            elif job.id not in self.runs:
+                waiting += 1  # its worker is still loading, or its start failed: not a free slot either
+        self._waiting = waiting
         self._plan_next_retry()
+        self.share_lanes()
+
+    def share_lanes(self) -> None:
+        """Worker slots no waiting job needs are lent to running jobs as lanes; taken back when one waits."""
+        if self.pool.lanes <= 1:
+            return
+        spare = self.pool.size - len(self.runs) - self._waiting
+        live = {job_id: run for job_id, run in self.runs.items() if run.stop is None}
+        left = {j: r.duration_s - r.position_s if r.probed and r.duration_s else None for j, r in live.items()}
+        for job_id, n in sharing.share_lanes(spare, left, self.pool.lanes).items():
+            run, worker = live[job_id], self.pool.workers.get(live[job_id].wid)
+            if n != run.lanes and worker is not None and worker.send(protocol.lanes(job_id, n)):
+                run.log.line(f"{iso(self.clock.wall())} lanes {run.lanes} -> {n}")
+                run.lanes = n
 
     def _start_safely(self, job: Job) -> bool:
         """A bulkhead: what one job's start raises ends that job (internal_error), not the daemon."""
@@ -189,6 +208,7 @@ class JobControl:
             "resume_from": resume,
             "prior_segments": prior,
             "source": job.source,
+            "lanes": 1,  # more once the probe says how long it is and a slot is free (share_lanes)
         }
         sent = worker.send(order)
         if not sent:
@@ -312,6 +332,7 @@ class JobControl:
             run.duration_s, self.settings.timeout_base_s, self.settings.timeout_factor
         )
         worker.send(protocol.go())
+        self.share_lanes()  # its length is known now
         self._best_effort(run, worker, self.outcomes.flush, run)
 
     def _conclude(self, worker: WorkerProcess | None, run: Run, completion: Completion) -> None:
@@ -406,47 +427,11 @@ class JobControl:
         if run.job_id in self.runs:
             self._check_deadlines(run, worker, now)
 
-    def _check_starting(self, now: float) -> None:
-        """A worker that does not become ready in time counts as a failed load."""
-        for worker in list(self.pool.workers.values()):
-            if worker.state is WorkerState.starting and now - worker.spawned_at >= self.settings.worker_start_timeout_s:
-                limit = self.settings.worker_start_timeout_s
-                self.pool.load_failures[worker.key] = self.pool.load_failures.get(worker.key, 0) + 1
-                self.load_errors[worker.key] = f"the worker did not load {worker.key[1]} within {limit:.0f} s"
-                self.log.error("worker.start_timeout", worker=worker.wid, limit_s=limit)
-                worker.begin_stop(now, self.settings.grace_s)
-
     def _heartbeat(self, run: Run, worker: WorkerProcess, now: float) -> None:
         run.last_heartbeat = now
         cpu, rss = worker.sample(now)
         beat = ev.JobHeartbeat(cpu_percent=cpu, rss_bytes=rss, position_s=round(run.position_s, 3))
         self._append_fenced(run, [beat])
-
-    def _check_memory(self, run: Run, worker: WorkerProcess, now: float) -> None:
-        """The RSS limit holds during a job, not only between jobs (one file once took a worker to 5.8 GB)."""
-        if now - run.last_rss_check < RSS_CHECK_S:
-            return
-        run.last_rss_check = now
-        limit = self.settings.worker_rss_limit_mb
-        rss_mb = worker.rss() // 2**20
-        if rss_mb > limit:
-            message = f"the worker used {rss_mb} MB, above worker_rss_limit_mb = {limit}; it was killed"
-            self.stop(run, StopReason("fail", "memory_limit", message))
-
-    def _check_deadlines(self, run: Run, worker: WorkerProcess, now: float) -> None:
-        s = self.settings
-        self._check_memory(run, worker, now)
-        if run.stop is not None:
-            return
-        if not run.probed and now - run.started >= s.probe_timeout_s:
-            self.stop(
-                run, StopReason("fail", "probe_timeout", f"probing the input took over {s.probe_timeout_s:.0f} s")
-            )
-        elif now - run.last_progress >= s.stall_s:
-            self.stop(run, StopReason("fail", "hung", f"no progress for {s.stall_s:.0f} s; the worker was killed"))
-        elif run.hard_deadline is not None and now >= run.hard_deadline:
-            limit = run.hard_deadline - run.started
-            self.stop(run, StopReason("fail", "timeout", f"still running after {limit:.0f} s (hard timeout); killed"))
 
     def stop(self, run: Run, reason: StopReason) -> None:
         """Kill a running job's worker; the job's event follows once its whole tree is gone."""

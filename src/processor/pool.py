@@ -24,9 +24,12 @@ class WorkerPool:
         on_stderr: Callable[[WorkerProcess, bytes], None],
         on_spawn: Callable[[], None] = lambda: None,
         engine_args: Sequence[str] = (),
+        lanes: int = 1,
     ) -> None:
-        """``engine_args`` go to every worker (``--device cuda --compute-type float16``)."""
+        """``engine_args`` go to every worker (``--device cuda --compute-type float16``); ``lanes``: the most
+        windows of one job a worker may decode at once (each a model replica, loaded with the worker)."""
         self.size = size
+        self.lanes = max(1, lanes)
         self._engine_args = list(engine_args)
         self._models_dir = models_dir
         self._threads = threads
@@ -79,13 +82,21 @@ class WorkerPool:
         self.spawn(key, now)
         return None
 
+    def warm(self, key: tuple[str, str], now: float) -> None:
+        """Start every worker the pool may hold, all for ``key``: a backlog at start finds them all loaded."""
+        while len(self.live()) < self.size:
+            self.spawn(key, now)
+
     def spawn(self, key: tuple[str, str], now: float) -> WorkerProcess:
         engine, model = key
         wid = f"{self._instance}-w{next(self._ids)}"
         worker = WorkerProcess(
             wid=wid,
             key=key,
-            argv=[*worker_argv(engine, model, self._models_dir, self.threads_for()), *self._engine_args],
+            argv=[
+                *worker_argv(engine, model, self._models_dir, self.threads_for(), self.lanes),
+                *self._engine_args,
+            ],
             env=self._env,
             inbox=self._inbox,
             on_stderr=self._on_stderr,

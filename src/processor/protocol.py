@@ -3,7 +3,7 @@
 The worker never touches the database: it reads one JSON object per line on
 stdin and writes one per line on stdout; its stderr is the job log.
 
-daemon -> worker: ``job``, ``go``, ``skip``, ``shutdown``
+daemon -> worker: ``job``, ``go``, ``skip``, ``lanes``, ``shutdown``
 worker -> daemon: ``ready``, ``fatal``, ``probe``, ``progress``, ``segments``, ``result``, ``error``, ``idle``
 
 Each message is a ``TypedDict`` (what mypy checks at every sender and reader) and
@@ -34,6 +34,15 @@ class JobMsg(TypedDict):
     resume_from: float
     prior_segments: list[dict[str, Any]]
     source: str
+    lanes: int  # windows of this job the worker may decode at once (processor.worker.lanes)
+
+
+class LanesMsg(TypedDict):
+    """The cores free for this job changed while it runs: decode this many windows at once from now."""
+
+    type: Literal["lanes"]
+    job: str
+    lanes: int
 
 
 class GoMsg(TypedDict):
@@ -108,7 +117,7 @@ class ErrorMsg(TypedDict):
     retryable: bool
 
 
-ToWorker = JobMsg | GoMsg | SkipMsg | ShutdownMsg
+ToWorker = JobMsg | GoMsg | SkipMsg | LanesMsg | ShutdownMsg
 JobReport = ProbeMsg | ProgressMsg | SegmentsMsg | ResultMsg | ErrorMsg  # about one job: carry its id
 FromWorker = ReadyMsg | FatalMsg | IdleMsg | JobReport
 Message = ToWorker | FromWorker
@@ -117,6 +126,7 @@ _TYPES: dict[str, type] = {
     "job": JobMsg,
     "go": GoMsg,
     "skip": SkipMsg,
+    "lanes": LanesMsg,
     "shutdown": ShutdownMsg,
     "ready": ReadyMsg,
     "fatal": FatalMsg,
@@ -184,6 +194,10 @@ def go() -> GoMsg:
 
 def skip() -> SkipMsg:
     return {"type": "skip"}
+
+
+def lanes(job: str, n: int) -> LanesMsg:
+    return {"type": "lanes", "job": job, "lanes": n}
 
 
 def shutdown() -> ShutdownMsg:

@@ -50,6 +50,7 @@ class Run:
     probe: ProbeMsg | None = None  # the worker's probe, while the store cannot be asked about it
     stop: StopReason | None = None
     stage: str = ""  # this attempt's staging sub-directory
+    lanes: int = 1  # windows its worker may decode at once (processor.sharing)
 
 
 class Outcome(enum.StrEnum):

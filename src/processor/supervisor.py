@@ -371,7 +371,7 @@ def kill_recorded(pid: int, create_time: float, grace_s: float) -> bool:
     return True
 
 
-def worker_argv(engine: str, model: str, models_dir: Path, threads: int) -> list[str]:
+def worker_argv(engine: str, model: str, models_dir: Path, threads: int, lanes: int = 1) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -384,4 +384,6 @@ def worker_argv(engine: str, model: str, models_dir: Path, threads: int) -> list
         str(models_dir),
         "--threads",
         str(threads),
+        "--lanes",
+        str(lanes),
     ]

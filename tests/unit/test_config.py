@@ -30,7 +30,7 @@ def load_err(tmp_path: Path, toml: str | None = None, env: dict[str, str] | None
 
 def test_defaults_need_nothing(tmp_path: Path) -> None:
     s = load_settings({"root": str(tmp_path)}, {})
-    assert s.engine == "auto" and s.model == "tiny.en" and s.workers == 1
+    assert s.engine == "auto" and s.model == "tiny.en" and s.workers == 0  # auto: processor.sizing
     assert s.formats == ["txt", "srt", "vtt", "json"]
 
 

@@ -172,3 +172,69 @@ def test_decoding_streams_in_pieces_that_add_up_to_the_file(tmp_path: Path) -> N
         pieces = list(audio.stream(fh, audio.probe(fh), chunk_s=30.0))
     assert [round(len(p) / lf.RATE) for p in pieces] == [30, 30, 10]
     assert sum(len(p) for p in pieces) == 70 * lf.RATE
+
+
+# --- batched decoding: 30 s pieces, and sentence-length segments again (issue 17) -----------------
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.integers(0, 4000), st.integers(1, 4000)), max_size=6),
+    st.integers(50, 700),
+    st.lists(st.integers(0, 4000), max_size=12),
+    st.booleans(),
+)
+def test_pieces_tile_every_region_and_none_is_longer_than_the_limit(
+    spans: list[tuple[int, int]], longest: int, pause_at: list[int], with_pauses: bool
+) -> None:
+    regions, at = [], 0
+    for gap, length in spans:
+        regions.append((at + gap, at + gap + length))
+        at += gap + length
+    samples = np.random.default_rng(len(regions)).standard_normal(at + 10).astype(np.float32)
+
+    def pauses(stretch: np.ndarray) -> lf.Regions:  # speech between the given pause points
+        bounds = sorted({p for p in pause_at if 0 < p < len(stretch) - 2})
+        edges = [0, *bounds, len(stretch)]
+        return [(a, b - 1) for a, b in itertools.pairwise(edges) if b - 1 > a]
+
+    out = lf.pieces(regions, samples, longest, 10, pauses if with_pauses else None)
+    assert all(b - a <= longest and b > a for a, b in out)
+    rebuilt = []  # consecutive pieces of one region join up: together they are exactly the region
+    for a, b in out:
+        if rebuilt and rebuilt[-1][1] == a and any(r[0] <= rebuilt[-1][0] and b <= r[1] for r in regions):
+            rebuilt[-1] = (rebuilt[-1][0], b)
+        else:
+            rebuilt.append((a, b))
+    assert rebuilt == [r for r in regions if r[1] > r[0]]
+
+
+def test_a_long_region_is_cut_in_its_latest_pause_within_the_limit() -> None:
+    samples = np.ones(1000, dtype=np.float32)
+    spoken = lambda s: [(0, 300), (320, 590), (610, len(s))]  # noqa: E731 - pauses at 300-320 and 590-610
+    assert lf.pieces([(0, 1000)], samples, 700, 10, spoken) == [(0, 600), (600, 1000)]
+
+
+words_st = st.lists(
+    st.tuples(st.sampled_from(["a", "b.", "c?", "d", "e!", "f,"]), st.floats(0.01, 3.0)), min_size=1, max_size=40
+)
+
+
+@given(words_st, st.floats(1.0, 15.0))
+def test_by_sentence_keeps_every_word_once_in_order_and_bounds_the_length(
+    spoken: list[tuple[str, float]], longest: float
+) -> None:
+    t, words = 0.0, []
+    for text, length in spoken:
+        words.append({"word": " " + text, "start": round(t, 3), "end": round(t + length, 3), "probability": 0.9})
+        t += length + 0.05
+    segment = {"start": 0.0, "end": t, "text": "".join(w["word"] for w in words), "words": words, "avg_logprob": -0.2}
+    out = lf.by_sentence(segment, longest)
+    assert [w for s in out for w in s["words"]] == words
+    assert "".join(s["text"] for s in out) == segment["text"]
+    for s in out:
+        assert s["start"] == s["words"][0]["start"] and s["end"] == s["words"][-1]["end"]
+        assert len(s["words"]) == 1 or s["end"] - s["start"] <= longest
+        assert not any(w["word"].strip()[-1] in ".?!" for w in s["words"][:-1])  # a sentence end closes it
+        assert s["avg_logprob"] == -0.2
+    assert lf.by_sentence({"start": 0, "end": 1, "text": "x"}) == [{"start": 0, "end": 1, "text": "x"}]

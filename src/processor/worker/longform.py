@@ -18,6 +18,7 @@ passed in), so those rules are property-tested without a model.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,64 @@ def clip(regions: Regions, length: int) -> Regions:
     """Regions limited to [0, length), empty ones dropped."""
     out = [(max(0, a), min(b, length)) for a, b in regions]
     return [(a, b) for a, b in out if b > a]
+
+
+def pieces(regions: Regions, samples: np.ndarray, longest: int, frame: int, pauses: SpeechFn | None = None) -> Regions:
+    """The regions split so that none is longer than ``longest`` samples (a batched decode takes 30 s at most).
+
+    A long region is cut in the latest pause that ``pauses`` (a fine-grained VAD:
+    speech between pauses) finds in it within ``longest`` of the piece's start,
+    in the middle of that pause; where it finds none, at the quietest ``frame``
+    of the piece's last third.  The pieces tile each region exactly, so no
+    sample of speech is dropped or decoded twice.
+    """
+    out: Regions = []
+    for a, b in regions:
+        cuts: list[int] = []
+        if pauses is not None and b - a > longest:
+            spoken = pauses(samples[a:b])
+            cuts = [a + (x + y) // 2 for (_, x), (y, _) in itertools.pairwise(spoken)]
+        while b - a > longest:
+            fits = [c for c in cuts if a + longest // 3 < c <= a + longest]
+            if fits:
+                at = fits[-1]
+            else:
+                lo = a + max(1, longest * 2 // 3)
+                at = min(a + longest, max(lo, quietest(samples, lo, a + longest, frame)))
+            out.append((a, at))
+            a = at
+        if b > a:
+            out.append((a, b))
+    return out
+
+
+SENTENCE_END = (".", "?", "!", "\u3002", "\uff1f", "\uff01")  # and their ideographic forms
+
+
+def by_sentence(segment: dict[str, Any], longest_s: float = 12.0) -> list[dict[str, Any]]:
+    """A segment of up to 30 s (a batched piece) cut at its words into segments of sentence length.
+
+    A segment ends after a word closing a sentence, or before a word that would
+    make it longer than ``longest_s``; every word stays, in order, in exactly one
+    segment, whose text is its words' text.  Without words it stays as it is.
+    """
+    words = segment.get("words") or []
+    if not words:
+        return [segment]
+    groups: list[list[dict[str, Any]]] = [[]]
+    for w in words:
+        current = groups[-1]
+        if current and float(w["end"]) - float(current[0]["start"]) > longest_s:
+            groups.append([w])
+        else:
+            current.append(w)
+        if str(w["word"]).strip().endswith(SENTENCE_END):
+            groups.append([])
+    out = []
+    for group in (g for g in groups if g):
+        text = "".join(str(w["word"]) for w in group)
+        out.append({**segment, "start": group[0]["start"], "end": group[-1]["end"], "text": text, "words": group})
+    return out
 
 
 def merge(regions: Regions, gap: int) -> Regions:

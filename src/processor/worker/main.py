@@ -13,7 +13,9 @@ import argparse
 import errno
 import hashlib
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from processor.worker import hardware, outputs
 from processor.worker.audio import BadInput
 from processor.worker.engines import make_engine, resolve_engine
 from processor.worker.engines.base import Engine
+from processor.worker.lanes import Lanes
 from spool import names
 from spool.fsio import NotRegularFile, open_regular
 
@@ -38,26 +41,43 @@ OPEN_ERRORS = {
 
 
 class Channel:
-    """The protocol pipe pair, owned by the worker's main thread."""
+    """The protocol pipe pair: sends from the main thread; a reader thread takes every line in.
 
-    def __init__(self) -> None:
+    ``lanes`` messages are applied by the reader at once (the main thread is busy
+    decoding when they come); everything else is queued for :meth:`receive`.
+    """
+
+    def __init__(self, lanes: Lanes | None = None) -> None:
         out_fd = os.dup(1)
         os.dup2(2, 1)
         self._out = os.fdopen(out_fd, "wb", buffering=0)
         self._in = sys.stdin.buffer
+        self.lanes = lanes or Lanes()
+        self.job: str | None = None  # the job a lanes message may change (the reader's own)
+        self._queue: queue.Queue[protocol.ToWorker | None] = queue.Queue()
+        threading.Thread(target=self._read, name="protocol-in", daemon=True).start()
 
     def send(self, msg: protocol.FromWorker) -> None:
         self._out.write(protocol.encode(msg))
 
+    def _read(self) -> None:
+        while line := self._in.readline(protocol.MAX_LINE):
+            msg = protocol.decode(line)
+            if msg is None:
+                continue
+            if msg["type"] == "job":  # in order: a lanes message after it is about this job
+                self.job = msg["job"]
+                self.lanes.set(msg["lanes"])
+            elif msg["type"] == "lanes":
+                if msg["job"] == self.job:
+                    self.lanes.set(msg["lanes"])
+                continue
+            self._queue.put(msg)
+        self._queue.put(None)
+
     def receive(self) -> protocol.ToWorker | None:
         """The next message; None at end of input (the daemon went away)."""
-        while True:
-            line = self._in.readline(protocol.MAX_LINE)
-            if not line:
-                return None
-            msg = protocol.decode(line)
-            if msg is not None:
-                return msg
+        return self._queue.get()
 
 
 def log(message: str) -> None:
@@ -243,14 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compute-type", dest="compute_type", default="auto")
+    parser.add_argument("--lanes", type=int, default=1, help="most windows of one job decoded at once")
+    parser.add_argument("--batch", type=int, default=1, help="30 s pieces decoded in one batch (faster-whisper)")
     args = parser.parse_args(argv)
     die_with_daemon()
-    channel = Channel()
+    channel = Channel(Lanes(args.lanes))
     started = time.monotonic()
     try:
         engine_name = resolve_engine(args.engine)
         hw = hardware.select(engine_name, args.device, args.compute_type, hardware.probe(engine_name))
-        engine = make_engine(engine_name, args.model, args.models_dir, args.threads, hw, os.environ)
+        engine = make_engine(
+            engine_name, args.model, args.models_dir, args.threads, hw, os.environ, channel.lanes, args.batch
+        )
         info = engine.load()
     except Exception as e:  # noqa: BLE001 - reported to the daemon, which fails the job clearly
         log(f"engine {args.engine} model {args.model} failed to load:\n{traceback.format_exc()}")

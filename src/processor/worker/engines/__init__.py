@@ -8,6 +8,7 @@ from pathlib import Path
 from processor.worker import models
 from processor.worker.engines.base import Engine
 from processor.worker.hardware import Hardware, apple_silicon
+from processor.worker.lanes import Lanes
 
 
 def resolve_engine(name: str) -> str:
@@ -24,6 +25,8 @@ def make_engine(
     threads: int = 0,
     hardware: Hardware | None = None,
     env: Mapping[str, str] | None = None,
+    lanes: Lanes | None = None,
+    batch: int = 1,
 ) -> Engine:
     """The engine ``name`` with ``model`` resolved offline (the daemon fetched it before, if it had to)."""
     name = resolve_engine(name)
@@ -37,7 +40,9 @@ def make_engine(
         from processor.worker.engines.faster import FasterWhisperEngine
 
         hw = hardware or Hardware("cpu", 0, "int8")
-        return FasterWhisperEngine(model, path, threads, hw.compute_type, device=hw.device, device_index=hw.index)
+        return FasterWhisperEngine(
+            model, path, threads, hw.compute_type, device=hw.device, device_index=hw.index, lanes=lanes, batch=batch
+        )
     if name == "mlx":
         from processor.worker.engines.mlx import MlxEngine
 
