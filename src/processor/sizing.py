@@ -8,7 +8,10 @@ rules come from measurements (docs/performance.md, "Using the whole machine"):
   one decode, but two decodes side by side, one thread each, nearly double
   the throughput.  So one worker per core, one thread each, as many as
   memory allows; and each worker may decode up to ``workers`` windows of one
-  long file at once (lanes) when the other workers are idle.
+  long file at once (lanes) when the other workers are idle.  Lanes share the
+  model's weights (CTranslate2 replicas on one device do); each costs its
+  working memory (tiny.en: ~120 MB).  For models above small, measured nowhere
+  here (no such weights offline), at most 2 lanes, so worker_rss_limit_mb holds.
 * a GPU (faster-whisper on CUDA, mlx on Metal): the device is the limit and
   two processes on one GPU contend for it: one worker, all cores for its
   feature extraction, no lanes.
@@ -72,7 +75,8 @@ def size(
     else:
         n, why = 1, {"test": "test engine: one worker"}.get(engine, f"one worker for {engine} on {device}")
     per = threads or max(1, cores // n)
-    most = lanes or (n if cpu_parallel and per * n <= cores else 1)
+    small = worker_mb(model) <= WORKER_MB["small"]
+    most = lanes or (min(n, n if small else 2) if cpu_parallel and per * n <= cores else 1)
     if not batch:  # a batch of 8 costs tiny.en ~240 MB more; the large models' batches are kept smaller
         batch = (
             (8 if device != "cpu" or worker_mb(model) <= WORKER_MB["small"] else 4) if engine == "faster-whisper" else 1

@@ -90,7 +90,9 @@ def test_auto_layout_follows_the_engine_the_device_and_memory() -> None:
     cpu = sizing.size(engine="faster-whisper", device="cpu", cores=2, free_mb=20_000, model="tiny.en")
     assert (cpu.workers, cpu.threads, cpu.lanes) == (2, 1, 2)
     big = sizing.size(engine="faster-whisper", device="cpu", cores=16, free_mb=16_000, model="large-v3")
-    assert (big.workers, big.threads) == (2, 8) and "MB free" in big.why
+    assert (big.workers, big.threads, big.lanes) == (2, 8, 2) and "MB free" in big.why
+    wide = sizing.size(engine="faster-whisper", device="cpu", cores=16, free_mb=200_000, model="large-v3")
+    assert (wide.workers, wide.threads, wide.lanes) == (16, 1, 2)  # lanes of a large model: at most 2
     gpu = sizing.size(engine="faster-whisper", device="cuda", cores=16, free_mb=64_000, model="large-v3")
     assert (gpu.workers, gpu.threads, gpu.lanes) == (1, 16, 1)
     mlx = sizing.size(engine="mlx", device="cpu", cores=8, free_mb=64_000, model="tiny.en")
