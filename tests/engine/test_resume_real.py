@@ -40,6 +40,9 @@ def events_of(spool: Spool, job_id: str) -> list[ev.Event]:
 def test_killed_worker_resumes_from_its_checkpoint(spool: Spool, tmp_path: Path, engine: str) -> None:
     speech = speech_wav(tmp_path, TEXT, name="story.wav")
     spool.config.update({"SPOOL_ENGINE": engine, "SPOOL_PROGRESS_S": "0.1", "SPOOL_STALL_S": "120"})
+    # one by one, segments are checkpointed as they are decoded; batched, once per window (this file is one
+    # window, so its first checkpoint would be its end): the resume from mid-window is what is tested here
+    spool.config["SPOOL_BATCH_SIZE"] = "1"
     spool.start()
     os.rename(speech, spool.inbox / "story.wav")
     job = wait_for(lambda: next((j for j in spool.jobs() if j.state is JobState.running), None), 60)
