@@ -80,9 +80,11 @@ def carried(doc: Path) -> tuple[list[dict[str, Any]], str]:
     if not doc.exists():
         return [], ""
     text = doc.read_text()
-    head = re.search(r"Measured (.+?) on commit `(\w+)`(?: \((.*?)\))?,", text)
+    head = re.search(r"Measured (.+?) on commit `(\w+)`(?: \((.*?)\))?, (.+?), \d+ cores", text)
     if head is None:
         return [], ""
+    earlier = re.search(r"carried over from the run of (.+?)\) on commit", text)
+    since = earlier.group(1) if earlier else f"{head.group(1)} on {head.group(4)}"
     by_row = {}
     for rows, sha in re.findall(r"rows? ([\w, ]+?) re-run on `(\w+)`", head.group(3) or ""):
         by_row.update({r.strip(): sha for r in rows.split(",")})
@@ -95,7 +97,7 @@ def carried(doc: Path) -> tuple[list[dict[str, Any]], str]:
         entry = {"row": row, "fault": fault, "runs": int(n), "failures": int(failures), "figure": figure}
         entry |= {"target": target, "met": met == "yes", "notes": "", "scale": 1.0}
         out.append(entry | {"commit": by_row.get(row, head.group(2))})
-    return out, head.group(1)
+    return out, since
 
 
 def markdown(rows: list[dict[str, Any]], command: str, since: str = "") -> str:

@@ -225,7 +225,12 @@ class DaemonStart:
             batch=s.batch_size,
         )
         self.log.info(
-            "workers.sized", workers=chosen.workers, threads=chosen.threads, lanes=chosen.lanes, why=chosen.why
+            "workers.sized",
+            workers=chosen.workers,
+            threads=chosen.threads,
+            lanes=chosen.lanes,
+            batch=chosen.batch,
+            why=chosen.why,
         )
         return chosen
 
