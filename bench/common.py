@@ -218,5 +218,17 @@ class Daemon:
         shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
+def put_section(doc: Path, begin: str, end: str, new: str) -> None:
+    """Put ``new`` (which starts with ``begin`` and ends with ``end``) in place of that section of ``doc``,
+    or at its end: each long benchmark owns one marked section of docs/performance.md."""
+    text = doc.read_text()
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + new + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + new + "\n"
+    doc.write_text(text)
+
+
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=str)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, clip_text, commit, machine
+from bench.common import REPO, clip_text, commit, machine, put_section
 from processor import protocol
 
 CACHE = REPO / "bench" / "results" / "memory"
@@ -160,15 +160,7 @@ def section(r: dict[str, Any]) -> str:
 
 def write(r: dict[str, Any]) -> None:
     """Put the section into docs/performance.md in place (``make bench`` keeps it, see bench/run.py)."""
-    doc = REPO / "docs" / "performance.md"
-    text = doc.read_text()
-    new = section(r)
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + new + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new + "\n"
-    doc.write_text(text)
+    put_section(REPO / "docs" / "performance.md", BEGIN, END, section(r))
 
 
 def main(argv: list[str] | None = None) -> int:

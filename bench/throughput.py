@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, Daemon, clip_text, commit, machine, median, speech_clips, wait
+from bench.common import REPO, Daemon, clip_text, commit, machine, median, put_section, speech_clips, wait
 from bench.quality import align, words
 from schema import events as ev
 from schema.store import open_store
@@ -319,15 +319,7 @@ def guidance(r: dict[str, Any]) -> list[str]:
 
 
 def write(r: dict[str, Any]) -> None:
-    doc = REPO / "docs" / "performance.md"
-    text = doc.read_text()
-    new = section(r)
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + new + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new + "\n"
-    doc.write_text(text)
+    put_section(REPO / "docs" / "performance.md", BEGIN, END, section(r))
 
 
 def main(argv: list[str] | None = None) -> int:
